@@ -1,0 +1,43 @@
+"""The Megatron-style layout for keras-hub BERT encoders."""
+
+from tf_mp.parallel.layout_map import LayoutMap
+
+
+def bert_layout_map(mesh, model_axis="model", shard_embeddings=False):
+    """A `LayoutMap` that splits BERT encoder blocks Megatron-style.
+
+    Attention is split by heads: query, key and value kernels
+    `(hidden, heads, head_dim)` are column-parallel over `model_axis` and the
+    attention output kernel `(heads, head_dim, hidden)` is row-parallel. The
+    feed-forward intermediate kernel `(hidden, ff)` is column-parallel and the
+    output kernel `(ff, hidden)` row-parallel. Everything else is replicated.
+    Works for keras-hub `BertBackbone` and tf_mp's partitioned blocks, whose
+    weight paths are the same.
+
+    Args:
+        mesh: a `tf_mp.Mesh` with an axis named `model_axis`.
+        model_axis: str. The tensor-parallel mesh axis. Defaults to `"model"`.
+        shard_embeddings: bool. Also split the token embedding table by
+            vocabulary rows. Defaults to `False`.
+
+    Returns:
+        A `tf_mp.LayoutMap`. The number of heads, the intermediate size (and the
+        vocabulary, when sharded) must be divisible by the `model_axis` size.
+    """
+    layout_map = LayoutMap(mesh)
+    if model_axis not in layout_map.mesh.shape:
+        raise ValueError(
+            f"`model_axis` must be one of the mesh axes {layout_map.mesh.axis_names}. "
+            f"Received: model_axis={model_axis!r}"
+        )
+    m = model_axis
+    attention = r"self_attention_layer/"
+    layout_map[attention + r"(query|key|value)/kernel$"] = (None, m, None)
+    layout_map[attention + r"(query|key|value)/bias$"] = (m, None)
+    layout_map[attention + r"attention_output/kernel$"] = (m, None, None)
+    layout_map[r"feedforward_intermediate_dense/kernel$"] = (None, m)
+    layout_map[r"feedforward_intermediate_dense/bias$"] = (m,)
+    layout_map[r"feedforward_output_dense/kernel$"] = (m, None)
+    if shard_embeddings:
+        layout_map[r"token_embedding/embeddings$"] = (m, None)
+    return layout_map

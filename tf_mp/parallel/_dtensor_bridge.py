@@ -1,0 +1,477 @@
+"""The one module where tf_mp touches `tf.experimental.dtensor` and Keras internals.
+
+Keras 3 keeps every weight in a `keras.Variable` whose TensorFlow value lives in
+`variable._value`. This module makes those values DTensor variables, and makes a
+Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTensors:
+
+* Variable creation. While a `ModelParallel` scope (or one of our step functions) is
+  active, `keras.src.backend.tensorflow.core.Variable._initialize` is replaced so the
+  value becomes a `MeshVariable` (a `dtensor.DVariable`) with the layout the
+  distribution resolves from the variable's path. The layout is stored on the Keras
+  variable's `_layout`; Keras's optimizer passes `layout=reference._layout` to its
+  slot variables, so optimizer moments are sharded like their parameter. The patch
+  is removed when the outermost scope exits.
+* Models. `TensorFlowTrainer.__init__` is wrapped for the same duration, so models
+  built inside the scope get per-instance `make_{train,test,predict}_function`
+  methods. Those pull each batch eagerly (Keras's own functions call
+  `iterator.get_next()` inside a `tf.function`, which DTensor rejects), shard it
+  along the batch axis, and run the model's own `train_step` / `test_step` /
+  `predict_step` in a `tf.function`. Variables created outside the scope (an
+  optimizer or metrics made by `compile`) are moved onto the mesh before tracing.
+* Values. `MeshVariable.assign` places host values onto the mesh with the
+  variable's layout, and `numpy()` gathers shards, so `set_weights`,
+  `load_weights`, `save_weights` and `.keras` files work unchanged.
+
+Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
+`Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
+`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`.
+"""
+
+import contextlib
+import functools
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import core as _keras_tf_core
+from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
+from tensorflow.experimental import dtensor
+
+UNSHARDED = dtensor.UNSHARDED
+
+# ---------------------------------------------------------------------------------
+# Meshes and layouts.
+
+
+# DTensor's all-reduce combining pass reorders collectives across the
+# read-modify-write of Adam's moments: a gradient all-reduced over the batch axis
+# then feeds a stale read of `m` / `v`, and weights are left unchanged or get
+# updates computed with v = 0. Measured on TF 2.21 / Keras 3.15: a Dense layer on
+# a (2, 1) mesh missed its whole first Adam step with the pass on and matched
+# single-device exactly with it off. DTensor reads the flag once, when its device
+# is created, so it must be set before the first mesh.
+_COMBINE_ALL_REDUCES = "DTENSOR_ENABLE_COMBINE_ALL_REDUCES_OPTIMIZATION"
+
+
+def _disable_all_reduce_combining():
+    value = os.environ.setdefault(_COMBINE_ALL_REDUCES, "0")
+    if value.strip().lower() not in ("0", "false"):
+        warnings.warn(
+            f"{_COMBINE_ALL_REDUCES}={value} is set. DTensor's all-reduce combining "
+            "reorders optimizer updates (Adam's moments are read before they are "
+            "written), so training on a batch-sharded mesh can silently differ "
+            "from single-device. Unset it to let tf_mp turn it off.",
+            stacklevel=3,
+        )
+
+
+def create_mesh(axis_names, shape, device_names, device_type):
+    """Builds a `dtensor.Mesh` over `device_names` (full TF device names)."""
+    _disable_all_reduce_combining()
+    if device_type == "TPU":
+        _ensure_tpu_system()
+    return dtensor.create_mesh(
+        list(zip(axis_names, shape)), devices=list(device_names)
+    )
+
+
+def _ensure_tpu_system():
+    try:
+        dtensor.initialize_accelerator_system("TPU")
+    except ValueError as error:  # Already initialised by an earlier mesh.
+        if "already" not in str(error).lower():
+            raise
+
+
+def make_layout(dtensor_mesh, axes):
+    """`axes` is a tuple of mesh axis names or `None` (replicated), one per dim."""
+    specs = [UNSHARDED if axis is None else axis for axis in axes]
+    return dtensor.Layout(specs, dtensor_mesh)
+
+
+def layout_axes(layout):
+    """The inverse of `make_layout`: a tuple of axis names or `None`."""
+    return tuple(None if s == UNSHARDED else s for s in layout.sharding_specs)
+
+
+def variable_layout(variable):
+    """The DTensor layout of a Keras variable, or `None` if it is not on a mesh."""
+    value = getattr(variable, "_value", variable)
+    if isinstance(value, dtensor.DVariable):
+        return value.layout
+    return None
+
+
+def is_on_mesh(value):
+    return isinstance(value, dtensor.DVariable) or (
+        tf.is_tensor(value) and dtensor.is_dtensor(value)
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Host <-> mesh transfers.
+
+
+def place(value, layout):
+    """Places a host value (or a DTensor with another layout) on `layout`.
+
+    Host values are sliced on the host and each device receives only its shard.
+    """
+    if tf.is_tensor(value) and dtensor.is_dtensor(value):
+        if dtensor.fetch_layout(value) == layout:
+            return value
+        return dtensor.relayout(value, layout)
+    array = np.asarray(value)
+    if array.ndim != layout.rank:
+        raise ValueError(
+            f"Cannot place a value of shape {array.shape} on a layout of rank "
+            f"{layout.rank} ({layout_axes(layout)})."
+        )
+    mesh = layout.mesh
+    shards = []
+    for location in mesh.local_device_locations():
+        index = []
+        for dim, spec in enumerate(layout.sharding_specs):
+            if spec == UNSHARDED:
+                index.append(slice(None))
+                continue
+            parts = mesh.dim_size(spec)
+            chunk = array.shape[dim] // parts
+            start = location[spec] * chunk
+            index.append(slice(start, start + chunk))
+        shards.append(tf.convert_to_tensor(array[tuple(index)]))
+    return dtensor.pack(shards, layout)
+
+
+def gather(value):
+    """Returns a DTensor's global value as a regular (host) tensor."""
+    if isinstance(value, tf.Variable):
+        value = value.read_value()
+    if not (tf.is_tensor(value) and dtensor.is_dtensor(value)):
+        return value
+    layout = dtensor.fetch_layout(value)
+    shards = dtensor.unpack(value)
+    if layout.is_fully_replicated():
+        return tf.identity(shards[0])
+    mesh = layout.mesh
+    global_shape = [int(d) for d in value.shape]
+    out = np.empty(global_shape, dtype=value.dtype.as_numpy_dtype)
+    for location, shard in zip(mesh.local_device_locations(), shards):
+        index = []
+        for dim, spec in enumerate(layout.sharding_specs):
+            if spec == UNSHARDED:
+                index.append(slice(None))
+                continue
+            chunk = global_shape[dim] // mesh.dim_size(spec)
+            start = location[spec] * chunk
+            index.append(slice(start, start + chunk))
+        out[tuple(index)] = shard.numpy()
+    return tf.convert_to_tensor(out)
+
+
+def sharding_of(variable):
+    """`(axes, local_shape)` of a Keras variable, or `None` if it is off-mesh."""
+    layout = variable_layout(variable)
+    if layout is None:
+        return None
+    shape = tuple(int(d) for d in variable.shape)
+    local = tuple(
+        d if spec == UNSHARDED else d // layout.mesh.dim_size(spec)
+        for d, spec in zip(shape, layout.sharding_specs)
+    )
+    return layout_axes(layout), local
+
+
+def shard_shapes(variable):
+    """(device name, local shape) for each shard of a Keras variable on a mesh."""
+    value = getattr(variable, "_value", variable)
+    shards = dtensor.unpack(value.read_value())
+    return [(s.device, tuple(s.shape)) for s in shards]
+
+
+class MeshVariable(dtensor.DVariable):
+    """A `DVariable` that accepts host values on assign and gathers on `numpy()`."""
+
+    def _to_mesh(self, value):
+        if tf.executing_eagerly() and not (
+            tf.is_tensor(value) and dtensor.is_dtensor(value)
+        ):
+            value = place(tf.cast(value, self.dtype), self.layout)
+        return value
+
+    def assign(self, value, use_locking=None, name=None, read_value=True):
+        return super().assign(self._to_mesh(value), use_locking, name, read_value)
+
+    def assign_add(self, delta, use_locking=None, name=None, read_value=True):
+        return super().assign_add(self._to_mesh(delta), use_locking, name, read_value)
+
+    def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
+        return super().assign_sub(self._to_mesh(delta), use_locking, name, read_value)
+
+    # DTensor has no SPMD rule for the ResourceScatter* ops that Keras's
+    # optimizers use for `tf.IndexedSlices` updates; these dense forms compute the
+    # same result (duplicate indices accumulate, as in scatter_add / scatter_sub).
+
+    def scatter_add(self, sparse_delta, use_locking=False, name=None):
+        return self.assign_add(tf.convert_to_tensor(sparse_delta), use_locking, name)
+
+    def scatter_sub(self, sparse_delta, use_locking=False, name=None):
+        return self.assign_sub(tf.convert_to_tensor(sparse_delta), use_locking, name)
+
+    def scatter_update(self, sparse_delta, use_locking=False, name=None):
+        rows = tf.cast(sparse_delta.indices, tf.int32)
+        touched = tf.math.unsorted_segment_max(
+            tf.ones_like(rows, self.dtype), rows, tf.shape(self)[0]
+        )
+        touched = tf.reshape(touched, [-1] + [1] * (self.shape.rank - 1))
+        new_rows = tf.convert_to_tensor(sparse_delta)
+        return self.assign(self.read_value() * (1 - touched) + new_rows, use_locking, name)
+
+    def numpy(self):
+        return gather(self.read_value()).numpy()
+
+
+def _new_mesh_variable(keras_variable, value, layout):
+    keras_variable._layout = layout
+    return MeshVariable(
+        place(value, layout),
+        trainable=keras_variable.trainable,
+        name=keras_variable.name,
+        aggregation=keras_variable._map_aggregation(keras_variable.aggregation),
+        synchronization=keras_variable._map_synchronization(
+            keras_variable.synchronization
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------
+# The scoped patches.
+
+_ACTIVE = []  # Stack of distributions whose scope is open (innermost last).
+_ORIGINAL_INITIALIZE = _keras_tf_core.Variable._initialize
+_ORIGINAL_TRAINER_INIT = _keras_tf_trainer.TensorFlowTrainer.__init__
+
+
+def _patched_initialize(self, value):
+    if not _ACTIVE or isinstance(value, tf.Variable):
+        return _ORIGINAL_INITIALIZE(self, value)
+    distribution = _ACTIVE[-1]
+    with tf.init_scope():
+        if callable(value):
+            value = value()
+        value = tf.convert_to_tensor(value, dtype=self._dtype)
+        layout = _resolve_layout(distribution, self, value.shape)
+        self._value = _new_mesh_variable(self, value, layout)
+
+
+def _patched_trainer_init(self, *args, **kwargs):
+    _ORIGINAL_TRAINER_INIT(self, *args, **kwargs)
+    if _ACTIVE:
+        attach_model(self, _ACTIVE[-1])
+
+
+@contextlib.contextmanager
+def variable_scope(distribution):
+    """While open, new Keras variables and models are placed on `distribution`."""
+    _ACTIVE.append(distribution)
+    if len(_ACTIVE) == 1:
+        _keras_tf_core.Variable._initialize = _patched_initialize
+        _keras_tf_trainer.TensorFlowTrainer.__init__ = _patched_trainer_init
+    try:
+        yield
+    finally:
+        _ACTIVE.pop()
+        if not _ACTIVE:
+            _keras_tf_core.Variable._initialize = _ORIGINAL_INITIALIZE
+            _keras_tf_trainer.TensorFlowTrainer.__init__ = _ORIGINAL_TRAINER_INIT
+
+
+def _resolve_layout(distribution, keras_variable, shape):
+    """The variable's layout: an inherited DTensor layout (optimizer slots take
+    their parameter's) or what the distribution's layout map says for its path."""
+    inherited = getattr(keras_variable, "_layout", None)
+    if isinstance(inherited, dtensor.Layout):
+        if inherited.mesh == distribution.mesh.dtensor_mesh:
+            return inherited
+        return make_layout(distribution.mesh.dtensor_mesh, layout_axes(inherited))
+    axes = distribution.get_variable_axes(keras_variable.path, tuple(shape))
+    return make_layout(distribution.mesh.dtensor_mesh, axes)
+
+
+def adopt_variable(keras_variable, distribution):
+    """Moves a Keras variable created off-mesh onto the distribution's mesh."""
+    raw = getattr(keras_variable, "_value", None)
+    if raw is None or isinstance(raw, dtensor.DVariable):
+        return
+    with tf.init_scope():
+        value = raw.read_value()
+        layout = _resolve_layout(distribution, keras_variable, value.shape)
+        keras_variable._value = _new_mesh_variable(keras_variable, value, layout)
+
+
+# ---------------------------------------------------------------------------------
+# Models: per-instance step functions fed with DTensors.
+
+
+def attach_model(model, distribution):
+    """Routes `model.fit` / `evaluate` / `predict` through DTensor step functions."""
+    object.__setattr__(model, "_tf_mp_distribution", distribution)
+    for kind in ("train", "test", "predict"):
+        maker = functools.partial(_make_function, model, kind)
+        object.__setattr__(model, f"make_{kind}_function", maker)
+
+
+def model_distribution(model):
+    return getattr(model, "_tf_mp_distribution", None)
+
+
+def _adopt_model_state(model, distribution):
+    variables = list(model.variables) + list(model.metrics_variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not isinstance(optimizer, str):
+        variables += list(optimizer.variables)
+        _gather_sparse_gradients(optimizer)
+    for variable in variables:
+        adopt_variable(variable, distribution)
+
+
+def _gather_sparse_gradients(optimizer):
+    """Hands the optimizer `tf.IndexedSlices` gradients that are not batch-sharded.
+
+    An `Embedding` gradient is a `tf.IndexedSlices` whose rows follow the batch,
+    so on a batch-sharded mesh its values and indices are batch-sharded. DTensor
+    then sums them per device only (silently: training drifts from
+    single-device). Converting to dense would not do either: Keras's Adam treats
+    slices differently from dense gradients (it squares each row before summing
+    duplicates), so single-device results would change. Instead the slices are
+    all-gathered along the batch axis, keeping the variable's own sharding on the
+    other dimensions; Keras then does exactly what it does on one device.
+    """
+    if getattr(optimizer, "_tf_mp_gathers_slices", False):
+        return
+    apply = optimizer.apply
+
+    def apply_gathered(grads, trainable_variables=None):
+        variables = trainable_variables
+        if variables is None:
+            variables = optimizer._trainable_variables
+        grads = [
+            _unshard_slices(g, v) if isinstance(g, tf.IndexedSlices) else g
+            for g, v in zip(grads, variables)
+        ]
+        return apply(grads, trainable_variables)
+
+    object.__setattr__(optimizer, "apply", apply_gathered)
+    object.__setattr__(optimizer, "_tf_mp_gathers_slices", True)
+
+
+def _unshard_slices(slices, variable):
+    layout = variable_layout(variable)
+    if layout is None:
+        return slices
+    values_layout = dtensor.Layout([UNSHARDED, *layout.sharding_specs[1:]], layout.mesh)
+    return tf.IndexedSlices(
+        dtensor.relayout(slices.values, values_layout),
+        dtensor.relayout(slices.indices, dtensor.Layout.replicated(layout.mesh, 1)),
+        slices.dense_shape,
+    )
+
+
+def _make_function(model, kind, force=False):
+    attribute = f"{kind}_function"
+    if getattr(model, attribute) is not None and not force:
+        return getattr(model, attribute)
+    distribution = model._tf_mp_distribution
+    if model.run_eagerly:
+        warnings.warn(
+            "`run_eagerly=True` is ignored for models on a tf_mp mesh: DTensor "
+            "steps must run inside a `tf.function`.",
+            stacklevel=3,
+        )
+    _adopt_model_state(model, distribution)
+    step = getattr(model, f"{kind}_step")
+    step = tf.function(
+        tf.autograph.experimental.do_not_convert(step), reduce_retracing=True
+    )
+    if kind == "predict":
+        function = functools.partial(_run_predict, model, step, distribution)
+    else:
+        function = functools.partial(_run_steps, model, step, distribution)
+    setattr(model, attribute, function)
+    return function
+
+
+def _run_steps(model, step, distribution, iterator):
+    outputs = None
+    for _ in range(model.steps_per_execution):
+        try:
+            data = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            if outputs is None:
+                raise
+            break
+        data, _ = distribute_batch(data, distribution, pad=False)
+        with variable_scope(distribution):
+            outputs = step(data)
+    return tree.map_structure(gather, outputs)
+
+
+def _run_predict(model, step, distribution, batches):
+    results = []
+    for data in batches:
+        data, size = distribute_batch(data, distribution, pad=True)
+        with variable_scope(distribution):
+            outputs = step(data)
+        results.append(tree.map_structure(lambda t: gather(t)[:size], outputs))
+    if len(results) == 1:
+        return results[0]
+    return tree.map_structure(lambda *parts: tf.concat(parts, axis=0), *results)
+
+
+def distribute_batch(data, distribution, pad=False):
+    """Shards every tensor in `data` along the distribution's batch axis.
+
+    Returns `(data, batch_size)`. With `pad=True` a batch that does not divide is
+    padded by repeating its last row (callers trim the outputs); otherwise it
+    raises a `ValueError`.
+    """
+    mesh = distribution.mesh.dtensor_mesh
+    axis = distribution.batch_axis
+    parts = distribution.mesh.shape[axis] if axis else 1
+    leaves = [x for x in tree.flatten(data) if x is not None]
+    sizes = {int(np.shape(x)[0]) for x in leaves if np.ndim(x) > 0}
+    size = min(sizes) if sizes else 0
+    padded = size
+    if size % parts:
+        if not pad:
+            raise ValueError(
+                f"The batch size must be divisible by the size of mesh axis "
+                f"'{axis}' ({parts}). Received: batch_size={size}. Batch with a "
+                f"multiple of {parts} and drop the remainder (for a dataset, "
+                "`dataset.batch(batch_size, drop_remainder=True)`; for arrays, a "
+                "sample count that is a multiple of the batch size)."
+            )
+        padded = size + parts - size % parts
+
+    def shard(x):
+        if x is None:
+            return None
+        if isinstance(x, (tf.RaggedTensor, tf.SparseTensor)):
+            raise TypeError(
+                "Inputs on a tf_mp mesh must be dense tensors. Received: "
+                f"{type(x).__name__}. Convert it with `.to_tensor()` first."
+            )
+        if tf.is_tensor(x) and dtensor.is_dtensor(x):
+            return x
+        x = np.asarray(x)
+        if x.ndim == 0:
+            return place(x, dtensor.Layout.replicated(mesh, 0))
+        if padded != x.shape[0]:
+            extra = np.repeat(x[-1:], padded - x.shape[0], axis=0)
+            x = np.concatenate([x, extra], axis=0)
+        axes = (axis if parts > 1 else None,) + (None,) * (x.ndim - 1)
+        return place(x, make_layout(mesh, axes))
+
+    return tree.map_structure(shard, data), size

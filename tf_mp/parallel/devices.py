@@ -1,0 +1,82 @@
+"""Logical devices: splitting one physical CPU (or GPU) into several."""
+
+import tensorflow as tf
+
+_PREFERENCE = ("TPU", "GPU", "CPU")
+
+
+def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
+    """Splits the first physical `device_type` device into `n` logical devices.
+
+    Must run before TensorFlow initialises its devices (before the first op). It is
+    idempotent: calling it again with the same `n` is a no-op.
+
+    Args:
+        n: int. The number of logical devices. Must be >= 1.
+        device_type: str. `"CPU"` or `"GPU"`. Defaults to `"CPU"`.
+        memory_limit: int. Megabytes per logical GPU; required for `"GPU"`.
+
+    Returns:
+        The list of logical devices of that type.
+
+    Example:
+
+    ```python
+    import tf_mp
+    tf_mp.configure_virtual_devices(8)  # 8 logical CPUs for a 2x4 mesh
+    ```
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"`n` must be an int. Received: n={n!r}")
+    if n < 1:
+        raise ValueError(f"`n` must be >= 1. Received: n={n}")
+    device_type = str(device_type).upper()
+    if device_type not in ("CPU", "GPU"):
+        raise ValueError(
+            f"`device_type` must be 'CPU' or 'GPU'. Received: device_type={device_type!r}"
+        )
+    if device_type == "GPU" and memory_limit is None:
+        raise ValueError(
+            "`memory_limit` (megabytes per logical GPU) is required when splitting "
+            "a GPU. Received: memory_limit=None"
+        )
+    physical = tf.config.list_physical_devices(device_type)
+    if not physical:
+        raise RuntimeError(f"TensorFlow sees no physical {device_type} device.")
+    current = tf.config.get_logical_device_configuration(physical[0]) or []
+    if len(current) == n:
+        return tf.config.list_logical_devices(device_type)
+    config = tf.config.LogicalDeviceConfiguration(memory_limit=memory_limit)
+    try:
+        tf.config.set_logical_device_configuration(physical[0], [config] * n)
+    except RuntimeError as error:
+        existing = len(tf.config.list_logical_devices(device_type))
+        if existing == n:
+            return tf.config.list_logical_devices(device_type)
+        raise RuntimeError(
+            f"TensorFlow has already initialised {existing} logical {device_type} "
+            f"device(s), so they cannot be split into n={n} any more. Call "
+            f"`tf_mp.configure_virtual_devices({n})` before anything runs a "
+            "TensorFlow op (at the top of your script, or in a pytest conftest), "
+            "or restart the Python process."
+        ) from error
+    return tf.config.list_logical_devices(device_type)
+
+
+def default_device_type():
+    """The preferred accelerator present: TPU, then GPU, then CPU."""
+    for device_type in _PREFERENCE:
+        if tf.config.list_logical_devices(device_type):
+            return device_type
+    return "CPU"
+
+
+def list_devices(device_type=None):
+    """Full names of the logical devices of `device_type` (default: preferred)."""
+    device_type = (device_type or default_device_type()).upper()
+    if device_type not in _PREFERENCE:
+        raise ValueError(
+            "`device_type` must be one of 'TPU', 'GPU', 'CPU'. "
+            f"Received: device_type={device_type!r}"
+        )
+    return [d.name for d in tf.config.list_logical_devices(device_type)]

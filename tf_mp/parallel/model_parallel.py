@@ -1,0 +1,92 @@
+"""`ModelParallel`: the DTensor engine's entry point."""
+
+import contextlib
+
+from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel.layout_map import as_layout_map
+from tf_mp.parallel.mesh import as_mesh
+
+
+class ModelParallel:
+    """Shards the variables of Keras models over a device mesh with DTensor.
+
+    Every Keras variable created inside `scope()` becomes a DTensor variable laid
+    out as `layout_map` says (replicated where it says nothing). Models built in
+    the scope train with plain `compile` / `fit` / `evaluate` / `predict`: each
+    batch is split along `batch_axis`, and optimizer slots and metric state live
+    on the mesh too (slots sharded like their parameter). This is what
+    `keras.distribution.ModelParallel` does on JAX; on TensorFlow Keras's version
+    leaves the weights unsharded.
+
+    Args:
+        mesh: a `tf_mp.Mesh` or `keras.distribution.DeviceMesh`. May be omitted
+            when `layout_map` carries one.
+        layout_map: a `tf_mp.LayoutMap` or `keras.distribution.LayoutMap`.
+            Defaults to `None`: every variable replicated (data parallelism).
+        batch_axis: str or None. The mesh axis batches are split over. Defaults
+            to `"batch"`; `None` feeds every device the whole batch.
+
+    Example:
+
+    ```python
+    mesh = tf_mp.Mesh({"batch": 2, "model": 4})
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        model = keras_hub.models.BertTextClassifier(backbone, num_classes=2)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(dataset, epochs=2)
+    ```
+    """
+
+    def __init__(self, mesh=None, layout_map=None, batch_axis="batch"):
+        if mesh is None:
+            if layout_map is None:
+                raise ValueError("Pass a `mesh`, or a `layout_map` that carries one.")
+            mesh = getattr(layout_map, "mesh", None) or layout_map.device_mesh
+        self._mesh = as_mesh(mesh)
+        self._layout_map = as_layout_map(layout_map, self._mesh)
+        if batch_axis is not None and batch_axis not in self._mesh.shape:
+            raise ValueError(
+                f"`batch_axis` must be one of the mesh axes {self._mesh.axis_names} "
+                f"or None. Received: batch_axis={batch_axis!r}"
+            )
+        self._batch_axis = batch_axis
+
+    @property
+    def mesh(self):
+        return self._mesh
+
+    @property
+    def layout_map(self):
+        return self._layout_map
+
+    @property
+    def batch_axis(self):
+        return self._batch_axis
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Variables and models created inside are placed on the mesh."""
+        with _dtensor_bridge.variable_scope(self):
+            yield self
+
+    def get_variable_axes(self, path, shape):
+        """The mesh axis per dimension for a variable at `path` of `shape`."""
+        return self._layout_map.axes_for(path, shape)
+
+    def distribute_data(self, data):
+        """Shards a (nested) batch along `batch_axis`, for custom training loops.
+
+        The batch size must divide the size of the batch axis.
+        """
+        return _dtensor_bridge.distribute_batch(data, self, pad=False)[0]
+
+    def __repr__(self):
+        return (
+            f"ModelParallel({self._mesh!r}, layout_map with {len(self._layout_map)} "
+            f"entries, batch_axis={self._batch_axis!r})"
+        )
+
+
+def gather(value):
+    """The global value of a sharded tensor or variable, as a regular tensor."""
+    return _dtensor_bridge.gather(getattr(value, "value", value))
