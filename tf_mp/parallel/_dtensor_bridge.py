@@ -37,6 +37,7 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
+from tensorflow.dtensor.python import api as _dtensor_api
 from tensorflow.experimental import dtensor
 
 UNSHARDED = dtensor.UNSHARDED
@@ -47,34 +48,44 @@ UNSHARDED = dtensor.UNSHARDED
 
 # DTensor's all-reduce combining pass reorders collectives across the
 # read-modify-write of Adam's moments: a gradient all-reduced over the batch axis
-# then feeds a stale read of `m` / `v`, and weights are left unchanged or get
-# updates computed with v = 0. Measured on TF 2.21 / Keras 3.15: a Dense layer on
-# a (2, 1) mesh missed its whole first Adam step with the pass on and matched
-# single-device exactly with it off. DTensor reads the flag once, when its device
-# is created, so it must be set before the first mesh.
+# then feeds a stale read of `m` / `v`, and weights are left unchanged or updated
+# as if v = 0. Measured on TF 2.21 / Keras 3.15: a Dense layer on a (2, 1) mesh
+# missed its whole first Adam step with the pass on, and matched single-device
+# exactly with it off. DTensor reads the flag once, when its device is created
+# (the first DTensor call of the process, `is_dtensor` included), so it is set
+# when this module is imported.
 _COMBINE_ALL_REDUCES = "DTENSOR_ENABLE_COMBINE_ALL_REDUCES_OPTIMIZATION"
 
 
 def _disable_all_reduce_combining():
-    value = os.environ.setdefault(_COMBINE_ALL_REDUCES, "0")
-    if value.strip().lower() not in ("0", "false"):
-        warnings.warn(
-            f"{_COMBINE_ALL_REDUCES}={value} is set. DTensor's all-reduce combining "
-            "reorders optimizer updates (Adam's moments are read before they are "
-            "written), so training on a batch-sharded mesh can silently differ "
-            "from single-device. Unset it to let tf_mp turn it off.",
-            stacklevel=3,
-        )
+    preset = os.environ.get(_COMBINE_ALL_REDUCES)
+    device_exists = _dtensor_api._dtensor_singleton is not None
+    if preset is None:
+        os.environ[_COMBINE_ALL_REDUCES] = "0"
+    if preset is not None and preset.strip().lower() not in ("0", "false"):
+        reason = f"{_COMBINE_ALL_REDUCES}={preset} is set"
+    elif device_exists and preset is None:
+        reason = "DTensor was initialised before tf_mp was imported"
+    else:
+        return
+    warnings.warn(
+        f"{reason}, so DTensor's all-reduce combining is on. It reorders "
+        "optimizer updates (Adam's moments are read before they are written): "
+        "training on a batch-sharded mesh can silently differ from single-device. "
+        f"Import tf_mp before any DTensor call, and leave {_COMBINE_ALL_REDUCES} "
+        "unset or 0.",
+        stacklevel=2,
+    )
+
+
+_disable_all_reduce_combining()
 
 
 def create_mesh(axis_names, shape, device_names, device_type):
     """Builds a `dtensor.Mesh` over `device_names` (full TF device names)."""
-    _disable_all_reduce_combining()
     if device_type == "TPU":
         _ensure_tpu_system()
-    return dtensor.create_mesh(
-        list(zip(axis_names, shape)), devices=list(device_names)
-    )
+    return dtensor.create_mesh(list(zip(axis_names, shape)), devices=list(device_names))
 
 
 def _ensure_tpu_system():
@@ -211,8 +222,10 @@ class MeshVariable(dtensor.DVariable):
         return super().assign_sub(self._to_mesh(delta), use_locking, name, read_value)
 
     # DTensor has no SPMD rule for the ResourceScatter* ops that Keras's
-    # optimizers use for `tf.IndexedSlices` updates; these dense forms compute the
-    # same result (duplicate indices accumulate, as in scatter_add / scatter_sub).
+    # optimizers use for `tf.IndexedSlices` updates (plain SGD on an `Embedding`
+    # fails with "'tf.ResourceScatterSub' op does not implement layout
+    # propagation"). These dense forms compute the same result: duplicate indices
+    # accumulate, as in scatter_add / scatter_sub.
 
     def scatter_add(self, sparse_delta, use_locking=False, name=None):
         return self.assign_add(tf.convert_to_tensor(sparse_delta), use_locking, name)
@@ -227,7 +240,9 @@ class MeshVariable(dtensor.DVariable):
         )
         touched = tf.reshape(touched, [-1] + [1] * (self.shape.rank - 1))
         new_rows = tf.convert_to_tensor(sparse_delta)
-        return self.assign(self.read_value() * (1 - touched) + new_rows, use_locking, name)
+        return self.assign(
+            self.read_value() * (1 - touched) + new_rows, use_locking, name
+        )
 
     def numpy(self):
         return gather(self.read_value()).numpy()
@@ -332,51 +347,8 @@ def _adopt_model_state(model, distribution):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not isinstance(optimizer, str):
         variables += list(optimizer.variables)
-        _gather_sparse_gradients(optimizer)
     for variable in variables:
         adopt_variable(variable, distribution)
-
-
-def _gather_sparse_gradients(optimizer):
-    """Hands the optimizer `tf.IndexedSlices` gradients that are not batch-sharded.
-
-    An `Embedding` gradient is a `tf.IndexedSlices` whose rows follow the batch,
-    so on a batch-sharded mesh its values and indices are batch-sharded. DTensor
-    then sums them per device only (silently: training drifts from
-    single-device). Converting to dense would not do either: Keras's Adam treats
-    slices differently from dense gradients (it squares each row before summing
-    duplicates), so single-device results would change. Instead the slices are
-    all-gathered along the batch axis, keeping the variable's own sharding on the
-    other dimensions; Keras then does exactly what it does on one device.
-    """
-    if getattr(optimizer, "_tf_mp_gathers_slices", False):
-        return
-    apply = optimizer.apply
-
-    def apply_gathered(grads, trainable_variables=None):
-        variables = trainable_variables
-        if variables is None:
-            variables = optimizer._trainable_variables
-        grads = [
-            _unshard_slices(g, v) if isinstance(g, tf.IndexedSlices) else g
-            for g, v in zip(grads, variables)
-        ]
-        return apply(grads, trainable_variables)
-
-    object.__setattr__(optimizer, "apply", apply_gathered)
-    object.__setattr__(optimizer, "_tf_mp_gathers_slices", True)
-
-
-def _unshard_slices(slices, variable):
-    layout = variable_layout(variable)
-    if layout is None:
-        return slices
-    values_layout = dtensor.Layout([UNSHARDED, *layout.sharding_specs[1:]], layout.mesh)
-    return tf.IndexedSlices(
-        dtensor.relayout(slices.values, values_layout),
-        dtensor.relayout(slices.indices, dtensor.Layout.replicated(layout.mesh, 1)),
-        slices.dense_shape,
-    )
 
 
 def _make_function(model, kind, force=False):
@@ -424,7 +396,7 @@ def _run_predict(model, step, distribution, batches):
         data, size = distribute_batch(data, distribution, pad=True)
         with variable_scope(distribution):
             outputs = step(data)
-        results.append(tree.map_structure(lambda t: gather(t)[:size], outputs))
+        results.append(tree.map_structure(lambda t, n=size: gather(t)[:n], outputs))
     if len(results) == 1:
         return results[0]
     return tree.map_structure(lambda *parts: tf.concat(parts, axis=0), *results)

@@ -33,7 +33,8 @@ def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
     device_type = str(device_type).upper()
     if device_type not in ("CPU", "GPU"):
         raise ValueError(
-            f"`device_type` must be 'CPU' or 'GPU'. Received: device_type={device_type!r}"
+            "`device_type` must be 'CPU' or 'GPU'. "
+            f"Received: device_type={device_type!r}"
         )
     if device_type == "GPU" and memory_limit is None:
         raise ValueError(

@@ -32,7 +32,9 @@ class Mesh:
     def __init__(self, shape, devices=None, device_type=None):
         pairs = list(shape.items()) if isinstance(shape, dict) else list(shape)
         if not pairs:
-            raise ValueError(f"`shape` must name at least one axis. Received: {shape!r}")
+            raise ValueError(
+                f"`shape` must name at least one axis. Received: {shape!r}"
+            )
         for pair in pairs:
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise TypeError(
@@ -41,7 +43,9 @@ class Mesh:
                 )
             name, size = pair
             if not isinstance(name, str) or not name:
-                raise TypeError(f"Axis names must be non-empty strings. Received: {name!r}")
+                raise TypeError(
+                    f"Axis names must be non-empty strings. Received: {name!r}"
+                )
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(
                     f"Axis sizes must be positive ints. Received: {name}={size!r}"
@@ -54,7 +58,9 @@ class Mesh:
         self._size = math.prod(self._sizes)
 
         if devices is None:
-            self._device_type = (device_type or devices_lib.default_device_type()).upper()
+            self._device_type = (
+                device_type or devices_lib.default_device_type()
+            ).upper()
             available = devices_lib.list_devices(self._device_type)
             if len(available) < self._size:
                 raise ValueError(

@@ -45,7 +45,13 @@ class ShardReport:
     def __str__(self):
         header = ("path", "shape", "layout", "bytes", "bytes/device")
         lines = [
-            (r.path, str(r.shape), _axes_text(r.axes), f"{r.bytes:,}", f"{r.bytes_per_device:,}")
+            (
+                r.path,
+                str(r.shape),
+                _axes_text(r.axes),
+                f"{r.bytes:,}",
+                f"{r.bytes_per_device:,}",
+            )
             for r in self.rows
         ]
         lines.append(
@@ -59,7 +65,9 @@ class ShardReport:
             return "  ".join(left + right)
 
         rule = "  ".join("-" * w for w in widths)
-        return "\n".join([fmt(header), rule, *map(fmt, lines[:-1]), rule, fmt(lines[-1])])
+        return "\n".join(
+            [fmt(header), rule, *map(fmt, lines[:-1]), rule, fmt(lines[-1])]
+        )
 
 
 def _axes_text(axes):

@@ -1,0 +1,98 @@
+"""Inputs: tf.data, dict inputs, evaluate, validation, uneven batches."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_mp
+from tests import models
+
+
+def _bert(mesh=None):
+    if mesh is None:
+        model = models.bert_classifier()
+    else:
+        with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+            model = models.bert_classifier()
+    model.compile(
+        optimizer=models.OPTIMIZERS["adam"](),
+        loss=models.loss(),
+        metrics=["sparse_categorical_accuracy"],
+    )
+    return model
+
+
+def test_tf_data_dict_inputs_fit_and_evaluate_like_single_device(make_mesh):
+    x, y = models.bert_data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True)
+    results = []
+    for mesh in (None, make_mesh((2, 2))):
+        model = _bert(mesh)
+        history = model.fit(dataset, validation_data=dataset, epochs=2, verbose=0)
+        results.append(
+            (history.history, model.evaluate(dataset, return_dict=True, verbose=0))
+        )
+    (expected_history, expected_eval), (history, evaluation) = results
+    assert set(history) == set(expected_history)
+    for key in expected_history:
+        np.testing.assert_allclose(history[key], expected_history[key], rtol=1e-5)
+    for key in expected_eval:
+        np.testing.assert_allclose(evaluation[key], expected_eval[key], rtol=1e-5)
+
+
+def test_a_batch_that_does_not_divide_the_batch_axis_is_refused(make_mesh):
+    x, y = models.bert_data()
+    model = _bert(make_mesh((2, 1)))
+    before = model.get_weights()
+    with pytest.raises(
+        ValueError, match=r"axis 'batch' \(2\)\. Received: batch_size=15"
+    ):
+        model.fit(x, y, batch_size=15, epochs=1, verbose=0)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_predict_pads_uneven_batches_and_trims_the_output(make_mesh):
+    x, _ = models.bert_data()
+    x = {k: v[:13] for k, v in x.items()}
+    expected = _bert().predict(x, batch_size=5, verbose=0)
+    actual = _bert(make_mesh((4, 1))).predict(x, batch_size=5, verbose=0)
+    assert actual.shape == (13, 2)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_axis_none_feeds_every_device_the_whole_batch(make_mesh):
+    x, y = models.mlp_data()
+    reference = models.mlp()
+    reference.compile(optimizer="sgd", loss=models.loss())
+    expected = reference.fit(x, y, batch_size=7, epochs=1, verbose=0, shuffle=False)
+    mesh = make_mesh((2,), axis_names=("model",))
+    with tf_mp.ModelParallel(
+        mesh, models.mlp_layout_map(mesh), batch_axis=None
+    ).scope():
+        model = models.mlp()
+    model.compile(optimizer="sgd", loss=models.loss())
+    actual = model.fit(x, y, batch_size=7, epochs=1, verbose=0, shuffle=False)
+    np.testing.assert_allclose(
+        actual.history["loss"], expected.history["loss"], rtol=1e-5
+    )
+
+
+def test_unknown_batch_axis_is_refused(make_mesh):
+    with pytest.raises(ValueError, match=r"batch_axis.*Received: batch_axis='data'"):
+        tf_mp.ModelParallel(make_mesh((2, 2)), batch_axis="data")
+
+
+def test_a_non_divisible_layout_fails_when_the_variable_is_created(make_mesh):
+    mesh = make_mesh((1, 4))
+    layout_map = tf_mp.LayoutMap(mesh)
+    layout_map[r"hidden/kernel"] = (None, "model")
+    with tf_mp.ModelParallel(mesh, layout_map).scope():
+        with pytest.raises(
+            ValueError, match=r"'mlp/hidden/kernel'.*\(4\)\. Received: 6"
+        ):
+            import keras
+
+            keras.Sequential(
+                [keras.Input((8,)), keras.layers.Dense(6, name="hidden")], name="mlp"
+            )

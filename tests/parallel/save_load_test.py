@@ -1,0 +1,93 @@
+"""Checkpoints move between sharded and unsharded models without loss."""
+
+import keras
+import numpy as np
+import pytest
+from tensorflow.experimental import dtensor
+
+import tf_mp
+from tests import models
+
+
+def _sharded_bert(mesh):
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        return models.bert_classifier()
+
+
+def _trained(model):
+    x, y = models.bert_data()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    return model
+
+
+def _predict(model):
+    return model.predict(models.bert_data()[0], batch_size=16, verbose=0)
+
+
+def _is_sharded(model):
+    kernel = next(w for w in model.weights if w.path.endswith("query/kernel"))
+    return isinstance(kernel.value, dtensor.DVariable) and "model" in (
+        kernel.value.layout.sharding_specs
+    )
+
+
+@pytest.mark.parametrize("direction", ["sharded_to_unsharded", "unsharded_to_sharded"])
+def test_save_weights_round_trip(make_mesh, tmp_path, direction):
+    mesh = make_mesh((2, 2))
+    if direction == "sharded_to_unsharded":
+        source, target = _trained(_sharded_bert(mesh)), models.bert_classifier()
+    else:
+        source, target = _trained(models.bert_classifier()), _sharded_bert(mesh)
+    path = str(tmp_path / "model.weights.h5")
+    source.save_weights(path)
+    target.load_weights(path)
+    np.testing.assert_array_equal(_predict(target), _predict(source))
+    for got, want in zip(target.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_weights_move_between_mesh_shapes(make_mesh, tmp_path):
+    source = _trained(_sharded_bert(make_mesh((2, 2))))
+    path = str(tmp_path / "model.weights.h5")
+    source.save_weights(path)
+    target = _sharded_bert(make_mesh((1, 4)))
+    target.load_weights(path)
+    assert _is_sharded(target)
+    np.testing.assert_allclose(_predict(target), _predict(source), rtol=1e-5, atol=1e-6)
+
+
+def test_set_weights_places_values_on_the_mesh(make_mesh):
+    reference = models.bert_classifier()
+    target = _sharded_bert(make_mesh((1, 2)))
+    rng = np.random.default_rng(0)
+    new = [rng.normal(size=w.shape).astype(w.dtype) for w in reference.get_weights()]
+    reference.set_weights(new)
+    target.set_weights(new)
+    assert _is_sharded(target)
+    np.testing.assert_allclose(
+        _predict(target), _predict(reference), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_keras_file_loads_sharded_or_unsharded_and_keeps_optimizer_state(
+    make_mesh, tmp_path
+):
+    mesh = make_mesh((2, 2))
+    source = _trained(_sharded_bert(mesh))
+    path = str(tmp_path / "model.keras")
+    source.save(path)
+    expected = _predict(source)
+
+    unsharded = keras.models.load_model(path)
+    assert not _is_sharded(unsharded)
+    np.testing.assert_array_equal(_predict(unsharded), expected)
+
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        resharded = keras.models.load_model(path)
+    assert _is_sharded(resharded)
+    np.testing.assert_allclose(_predict(resharded), expected, rtol=1e-5, atol=1e-6)
+    for loaded in (unsharded, resharded):
+        assert int(loaded.optimizer.iterations) == int(source.optimizer.iterations) == 2
+        for got, want in zip(loaded.optimizer.variables, source.optimizer.variables):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

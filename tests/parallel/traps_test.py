@@ -1,0 +1,101 @@
+"""One test per silent trap listed in DESIGN.md; each fails if its fix is removed."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from tensorflow.experimental import dtensor
+
+import tf_mp
+from tests import models
+
+
+def _train_steps(model, optimizer, x, y, steps=2):
+    model.compile(optimizer=optimizer, loss=models.loss())
+    for step in range(steps):
+        rows = slice(step * 16 % len(x), step * 16 % len(x) + 16)
+        model.train_on_batch(x[rows], y[rows])
+    return model.get_weights()
+
+
+def _replicated_mlp(mesh):
+    with tf_mp.ModelParallel(mesh).scope():
+        return models.mlp()
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
+@pytest.mark.parametrize("mesh_shape", [(4, 1), (2, 2)])
+def test_sparse_embedding_gradients_train_like_single_device(
+    make_mesh, mesh_shape, optimizer_name
+):
+    # Trap 1. The Embedding gradient is a tf.IndexedSlices with duplicate rows.
+    # DTensor has no layout rule for the scatter ops SGD uses on slices, and
+    # densifying the slices would change Keras Adam's result (it squares rows
+    # before summing duplicates), so both optimizers are checked.
+    x, y = models.embedding_data()
+    expected = _train_steps(
+        models.embedding_model(), models.OPTIMIZERS[optimizer_name](), x, y
+    )
+    mesh = make_mesh(mesh_shape)
+    with tf_mp.ModelParallel(mesh, models.embedding_layout_map(mesh)).scope():
+        model = models.embedding_model()
+    actual = _train_steps(model, models.OPTIMIZERS[optimizer_name](), x, y)
+    for got, want in zip(actual, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mesh_shape", [(2, 1), (4, 1), (2, 2)])
+def test_adam_updates_replicated_weights_on_a_batch_sharded_mesh(make_mesh, mesh_shape):
+    # Trap 2. With DTensor's all-reduce combining on, Adam read its moments before
+    # writing them: replicated weights stayed unchanged or jumped (v read as 0).
+    assert os.environ["DTENSOR_ENABLE_COMBINE_ALL_REDUCES_OPTIMIZATION"] == "0"
+    x, y = models.mlp_data()
+    initial = models.mlp().get_weights()
+    expected = _train_steps(models.mlp(), keras.optimizers.Adam(0.01), x, y, steps=1)
+    actual = _train_steps(
+        _replicated_mlp(make_mesh(mesh_shape)), keras.optimizers.Adam(0.01), x, y, 1
+    )
+    for got, want, start in zip(actual, expected, initial):
+        assert not np.allclose(got, start), "Adam left a weight unchanged"
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_optimizer_slots_created_outside_the_scope_live_on_the_mesh(make_mesh):
+    # Trap 3. `compile` runs outside the scope and Adam creates its slots lazily
+    # in the first step: they must be sharded like their parameter.
+    mesh = make_mesh((2, 2))
+    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
+        model = models.mlp()
+    x, y = models.mlp_data()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    layouts = {v.path: v.value.layout for v in model.trainable_weights}
+    slots = 0
+    for variable in model.optimizer.variables:
+        assert isinstance(variable.value, dtensor.DVariable), variable.path
+        for path, layout in layouts.items():
+            if variable.path.endswith(path.replace("/", "_") + "_momentum"):
+                assert variable.value.layout == layout, variable.path
+                slots += 1
+    assert slots == len(layouts)
+
+
+def test_an_optimizer_built_before_fit_outside_the_scope_is_moved_to_the_mesh(
+    make_mesh,
+):
+    x, y = models.mlp_data()
+    reference = models.mlp()
+    optimizer = keras.optimizers.Adam(0.01)
+    optimizer.build(reference.trainable_variables)
+    expected = _train_steps(reference, optimizer, x, y)
+
+    mesh = make_mesh((1, 2))
+    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
+        model = models.mlp()
+    optimizer = keras.optimizers.Adam(0.01)
+    optimizer.build(model.trainable_variables)  # Plain variables, off the mesh.
+    actual = _train_steps(model, optimizer, x, y)
+    for got, want in zip(actual, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert all(isinstance(v.value, dtensor.DVariable) for v in optimizer.variables)
