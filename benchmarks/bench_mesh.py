@@ -59,7 +59,9 @@ def main():
         else:
             mesh = tf_mp.Mesh({"batch": mesh_shape[0], "model": mesh_shape[1]})
             with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
-                backbone = keras_hub.models.BertBackbone.from_preset(preset, dropout=0.0)
+                backbone = keras_hub.models.BertBackbone.from_preset(
+                    preset, dropout=0.0
+                )
                 model = keras_hub.models.BertTextClassifier(
                     backbone, num_classes=2, preprocessor=None, dropout=0.0
                 )
@@ -104,10 +106,12 @@ def main():
         "steps_x_rounds": [args.steps, args.rounds],
         "single_device_step_s": round(step["single"], 4),
         "step_time_ratio": {
-            name: round(step[name] / step["single"], 3) for name in ("1x2", "1x4", "2x1")
+            name: round(step[name] / step["single"], 3)
+            for name in ("1x2", "1x4", "2x1")
         },
         "encoder_bytes_per_device_fraction": {
-            name: round(encoder_fraction(models[name]), 4) for name in ("1x2", "1x4", "2x1")
+            name: round(encoder_fraction(models[name]), 4)
+            for name in ("1x2", "1x4", "2x1")
         },
         "first_step_loss": {k: round(v, 6) for k, v in losses.items()},
     }

@@ -25,6 +25,12 @@ def _predict(model):
     return model.predict(models.bert_data()[0], batch_size=16, verbose=0)
 
 
+def _assert_same_predictions(actual, expected):
+    # Sharded and unsharded kernels sum in different orders: equal up to float32
+    # rounding. The weights themselves are compared exactly.
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 def _is_sharded(model):
     kernel = next(w for w in model.weights if w.path.endswith("query/kernel"))
     return isinstance(kernel.value, dtensor.DVariable) and "model" in (
@@ -42,7 +48,7 @@ def test_save_weights_round_trip(make_mesh, tmp_path, direction):
     path = str(tmp_path / "model.weights.h5")
     source.save_weights(path)
     target.load_weights(path)
-    np.testing.assert_array_equal(_predict(target), _predict(source))
+    _assert_same_predictions(_predict(target), _predict(source))
     for got, want in zip(target.get_weights(), source.get_weights()):
         np.testing.assert_array_equal(got, want)
 
@@ -54,14 +60,17 @@ def test_weights_move_between_mesh_shapes(make_mesh, tmp_path):
     target = _sharded_bert(make_mesh((1, 4)))
     target.load_weights(path)
     assert _is_sharded(target)
-    np.testing.assert_allclose(_predict(target), _predict(source), rtol=1e-5, atol=1e-6)
+    _assert_same_predictions(_predict(target), _predict(source))
 
 
 def test_set_weights_places_values_on_the_mesh(make_mesh):
     reference = models.bert_classifier()
     target = _sharded_bert(make_mesh((1, 2)))
     rng = np.random.default_rng(0)
-    new = [rng.normal(size=w.shape).astype(w.dtype) for w in reference.get_weights()]
+    new = [
+        (0.05 * rng.normal(size=w.shape)).astype(w.dtype)
+        for w in reference.get_weights()
+    ]
     reference.set_weights(new)
     target.set_weights(new)
     assert _is_sharded(target)
@@ -70,9 +79,7 @@ def test_set_weights_places_values_on_the_mesh(make_mesh):
     )
 
 
-def test_keras_file_loads_sharded_or_unsharded_and_keeps_optimizer_state(
-    make_mesh, tmp_path
-):
+def test_keras_file_loads_sharded_or_unsharded(make_mesh, tmp_path):
     mesh = make_mesh((2, 2))
     source = _trained(_sharded_bert(mesh))
     path = str(tmp_path / "model.keras")
@@ -81,13 +88,39 @@ def test_keras_file_loads_sharded_or_unsharded_and_keeps_optimizer_state(
 
     unsharded = keras.models.load_model(path)
     assert not _is_sharded(unsharded)
-    np.testing.assert_array_equal(_predict(unsharded), expected)
+    _assert_same_predictions(_predict(unsharded), expected)
 
     with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
         resharded = keras.models.load_model(path)
     assert _is_sharded(resharded)
-    np.testing.assert_allclose(_predict(resharded), expected, rtol=1e-5, atol=1e-6)
+    _assert_same_predictions(_predict(resharded), expected)
+
+
+def test_keras_file_keeps_optimizer_state_and_training_continues(make_mesh, tmp_path):
+    # keras-hub tasks override `compile`, so Keras does not restore their
+    # optimizer from a .keras file (with or without tf_mp); a plain model does.
+    x, y = models.mlp_data()
+    mesh = make_mesh((2, 2))
+    distribution = tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh))
+    with distribution.scope():
+        source = models.mlp()
+    source.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+    source.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    path = str(tmp_path / "mlp.keras")
+    source.save(path)
+
+    unsharded = keras.models.load_model(path)
+    with distribution.scope():
+        resharded = keras.models.load_model(path)
     for loaded in (unsharded, resharded):
-        assert int(loaded.optimizer.iterations) == int(source.optimizer.iterations) == 2
+        assert int(loaded.optimizer.iterations) == 2
         for got, want in zip(loaded.optimizer.variables, source.optimizer.variables):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert isinstance(resharded.optimizer.variables[-1].value, dtensor.DVariable)
+
+    expected = source.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    for loaded in (unsharded, resharded):
+        history = loaded.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        np.testing.assert_allclose(
+            history.history["loss"], expected.history["loss"], rtol=1e-5
+        )

@@ -81,9 +81,7 @@ def test_optimizer_slots_created_outside_the_scope_live_on_the_mesh(make_mesh):
     assert slots == len(layouts)
 
 
-def test_an_optimizer_built_before_fit_outside_the_scope_is_moved_to_the_mesh(
-    make_mesh,
-):
+def test_an_optimizer_built_in_the_scope_before_fit_matches_single_device(make_mesh):
     x, y = models.mlp_data()
     reference = models.mlp()
     optimizer = keras.optimizers.Adam(0.01)
@@ -91,11 +89,27 @@ def test_an_optimizer_built_before_fit_outside_the_scope_is_moved_to_the_mesh(
     expected = _train_steps(reference, optimizer, x, y)
 
     mesh = make_mesh((1, 2))
-    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
+    distribution = tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh))
+    with distribution.scope():
         model = models.mlp()
-    optimizer = keras.optimizers.Adam(0.01)
-    optimizer.build(model.trainable_variables)  # Plain variables, off the mesh.
+        optimizer = keras.optimizers.Adam(0.01)
+        optimizer.build(model.trainable_variables)
     actual = _train_steps(model, optimizer, x, y)
     for got, want in zip(actual, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert all(isinstance(v.value, dtensor.DVariable) for v in optimizer.variables)
+
+
+def test_an_optimizer_built_outside_the_scope_is_refused_clearly(make_mesh):
+    mesh = make_mesh((1, 2))
+    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
+        model = models.mlp()
+    before = model.get_weights()
+    optimizer = keras.optimizers.Adam(0.01)
+    optimizer.build(model.trainable_variables)  # Slots land beside mesh variables.
+    model.compile(optimizer=optimizer, loss=models.loss())
+    x, y = models.mlp_data()
+    with pytest.raises(ValueError, match=r"created outside `ModelParallel.scope\(\)`"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)

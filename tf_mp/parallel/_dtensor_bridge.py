@@ -235,9 +235,10 @@ class MeshVariable(dtensor.DVariable):
 
     def scatter_update(self, sparse_delta, use_locking=False, name=None):
         rows = tf.cast(sparse_delta.indices, tf.int32)
-        touched = tf.math.unsorted_segment_max(
+        hits = tf.math.unsorted_segment_sum(
             tf.ones_like(rows, self.dtype), rows, tf.shape(self)[0]
         )
+        touched = tf.minimum(hits, 1)
         touched = tf.reshape(touched, [-1] + [1] * (self.shape.rank - 1))
         new_rows = tf.convert_to_tensor(sparse_delta)
         return self.assign(
@@ -265,6 +266,7 @@ def _new_mesh_variable(keras_variable, value, layout):
 # The scoped patches.
 
 _ACTIVE = []  # Stack of distributions whose scope is open (innermost last).
+_HOST = "/device:CPU:0"
 _ORIGINAL_INITIALIZE = _keras_tf_core.Variable._initialize
 _ORIGINAL_TRAINER_INIT = _keras_tf_trainer.TensorFlowTrainer.__init__
 
@@ -273,7 +275,9 @@ def _patched_initialize(self, value):
     if not _ACTIVE or isinstance(value, tf.Variable):
         return _ORIGINAL_INITIALIZE(self, value)
     distribution = _ACTIVE[-1]
-    with tf.init_scope():
+    # Keras's optimizer creates slots under `colocate_vars_with(parameter)`,
+    # which eagerly means "on the DTensor device": compute on the host instead.
+    with tf.init_scope(), tf.device(_HOST):
         if callable(value):
             value = value()
         value = tf.convert_to_tensor(value, dtype=self._dtype)
@@ -320,6 +324,16 @@ def adopt_variable(keras_variable, distribution):
     raw = getattr(keras_variable, "_value", None)
     if raw is None or isinstance(raw, dtensor.DVariable):
         return
+    if tf.DeviceSpec.from_string(raw.device).device_type == "CUSTOM":
+        # Created outside the scope, colocated with a mesh variable: its value
+        # was computed on the DTensor device without a layout and is unusable.
+        raise ValueError(
+            f"The variable '{keras_variable.path}' was created outside "
+            "`ModelParallel.scope()` next to a variable on the mesh (Keras places "
+            "optimizer slots beside their parameter). Create it inside the scope, "
+            "e.g. `with distribution.scope(): optimizer.build(model.trainable_"
+            "variables)`, or let `fit` build the optimizer."
+        )
     with tf.init_scope():
         value = raw.read_value()
         layout = _resolve_layout(distribution, keras_variable, value.shape)
