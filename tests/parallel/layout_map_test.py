@@ -83,10 +83,16 @@ def test_bert_layout_map_follows_megatron(make_mesh):
         block + "feedforward_intermediate_dense/kernel": ((16, 32), (None, "model")),
         block + "feedforward_intermediate_dense/bias": ((32,), ("model",)),
         block + "feedforward_output_dense/kernel": ((32, 16), ("model", None)),
-        "token_embedding/embeddings": ((64, 16), (None, None)),
+        "token_embedding/embeddings": ((64, 16), (None, "model")),
+        "position_embedding/embeddings": ((8, 16), (None, None)),
     }
     for path, (shape, axes) in expected.items():
         assert layout_map.axes_for(path, shape) == axes, path
+
+
+def test_bert_layout_map_can_keep_the_embedding_replicated(make_mesh):
+    layout_map = tf_mp.bert_layout_map(make_mesh((1, 2)), shard_embeddings=False)
+    assert layout_map.axes_for("token_embedding/embeddings", (64, 16)) == (None, None)
 
 
 def test_bert_layout_map_needs_the_model_axis(make_mesh):

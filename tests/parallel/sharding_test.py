@@ -41,5 +41,5 @@ def test_bert_kernels_and_adam_moments_are_split_across_devices(make_mesh):
             model_row = np.concatenate([p.numpy() for p in pieces[:4]], axis=dim)
             np.testing.assert_array_equal(model_row, np.asarray(tensor))
     # 2 blocks x (q, k, v kernels and biases, attention output, ff in kernel
-    # and bias, ff out kernel).
-    assert sharded == 2 * 10
+    # and bias, ff out kernel), and the token embedding.
+    assert sharded == 2 * 10 + 1

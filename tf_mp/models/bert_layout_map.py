@@ -3,26 +3,31 @@
 from tf_mp.parallel.layout_map import LayoutMap
 
 
-def bert_layout_map(mesh, model_axis="model", shard_embeddings=False):
+def bert_layout_map(mesh, model_axis="model", shard_embeddings=True):
     """A `LayoutMap` that splits BERT encoder blocks Megatron-style.
 
     Attention is split by heads: query, key and value kernels
     `(hidden, heads, head_dim)` are column-parallel over `model_axis` and the
     attention output kernel `(heads, head_dim, hidden)` is row-parallel. The
     feed-forward intermediate kernel `(hidden, ff)` is column-parallel and the
-    output kernel `(ff, hidden)` row-parallel. Everything else is replicated.
+    output kernel `(ff, hidden)` row-parallel. The token embedding table is split
+    along its hidden dimension (so each device updates 1/k of it; vocabulary sizes
+    such as BERT's 30522 rarely divide the mesh). Everything else is replicated.
     Works for keras-hub `BertBackbone` and tf_mp's partitioned blocks, whose
     weight paths are the same.
 
     Args:
         mesh: a `tf_mp.Mesh` with an axis named `model_axis`.
         model_axis: str. The tensor-parallel mesh axis. Defaults to `"model"`.
-        shard_embeddings: bool. Also split the token embedding table by
-            vocabulary rows. Defaults to `False`.
+        shard_embeddings: bool. Split the token embedding table along its
+            hidden dimension. Defaults to `True`. Measured with MiniLM
+            (11.7M of its 22.7M parameters are that table) on 2 CPU cores: the
+            1x4 step-time ratio fell from 1.38x to 1.28x single-device, since
+            a replicated table makes every device run the full optimizer update.
 
     Returns:
-        A `tf_mp.LayoutMap`. The number of heads, the intermediate size (and the
-        vocabulary, when sharded) must be divisible by the `model_axis` size.
+        A `tf_mp.LayoutMap`. The number of heads and the intermediate size must be
+        divisible by the `model_axis` size.
     """
     layout_map = LayoutMap(mesh)
     if model_axis not in layout_map.mesh.shape:
@@ -39,5 +44,5 @@ def bert_layout_map(mesh, model_axis="model", shard_embeddings=False):
     layout_map[r"feedforward_intermediate_dense/bias$"] = (m,)
     layout_map[r"feedforward_output_dense/kernel$"] = (m, None)
     if shard_embeddings:
-        layout_map[r"token_embedding/embeddings$"] = (m, None)
+        layout_map[r"token_embedding/embeddings$"] = (None, m)
     return layout_map
