@@ -1,5 +1,6 @@
 """The Megatron-style layout for keras-hub BERT encoders."""
 
+from tf_mp.layers.parallel_transformer_encoder import encoder_weight_axes
 from tf_mp.parallel.layout_map import LayoutMap
 
 
@@ -35,14 +36,8 @@ def bert_layout_map(mesh, model_axis="model", shard_embeddings=True):
             f"`model_axis` must be one of the mesh axes {layout_map.mesh.axis_names}. "
             f"Received: model_axis={model_axis!r}"
         )
-    m = model_axis
-    attention = r"self_attention_layer/"
-    layout_map[attention + r"(query|key|value)/kernel$"] = (None, m, None)
-    layout_map[attention + r"(query|key|value)/bias$"] = (m, None)
-    layout_map[attention + r"attention_output/kernel$"] = (m, None, None)
-    layout_map[r"feedforward_intermediate_dense/kernel$"] = (None, m)
-    layout_map[r"feedforward_intermediate_dense/bias$"] = (m,)
-    layout_map[r"feedforward_output_dense/kernel$"] = (m, None)
+    for regex, axes in encoder_weight_axes(model_axis).items():
+        layout_map[regex] = axes
     if shard_embeddings:
-        layout_map[r"token_embedding/embeddings$"] = (None, m)
+        layout_map[r"token_embedding/embeddings$"] = (None, model_axis)
     return layout_map

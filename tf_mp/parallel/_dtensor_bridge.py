@@ -30,6 +30,7 @@ Keras internals used here (check them on a Keras upgrade): `Variable._initialize
 import contextlib
 import functools
 import os
+import re
 import warnings
 
 import numpy as np
@@ -315,8 +316,71 @@ def _resolve_layout(distribution, keras_variable, shape):
         if inherited.mesh == distribution.mesh.dtensor_mesh:
             return inherited
         return make_layout(distribution.mesh.dtensor_mesh, layout_axes(inherited))
-    axes = distribution.get_variable_axes(keras_variable.path, tuple(shape))
+    path = keras_variable.path
+    axes = distribution.get_variable_axes(path, tuple(shape), _declared_axes(path))
     return make_layout(distribution.mesh.dtensor_mesh, axes)
+
+
+# ---------------------------------------------------------------------------------
+# Sharding declared by layers (tf_mp.layers), as data.
+
+_DECLARED = []  # Stack of {path regex: axes} tables of layers being built.
+
+
+@contextlib.contextmanager
+def declare_axes(table):
+    """Weights created inside get the axes of the first regex matching their path
+    (unless the distribution's layout map says otherwise)."""
+    _DECLARED.append(table)
+    try:
+        yield
+    finally:
+        _DECLARED.pop()
+
+
+def _declared_axes(path):
+    for table in reversed(_DECLARED):
+        for regex, axes in table.items():
+            if re.search(regex, path):
+                return axes
+    return None
+
+
+def active_mesh_shape():
+    """`{axis: size}` of the distribution whose scope is open, else `None`."""
+    return dict(_ACTIVE[-1].mesh.shape) if _ACTIVE else None
+
+
+_STEP = []  # The distribution of the tf_mp step being traced, if any.
+
+
+def constrain(x, feature_axes):
+    """Lays out an activation while a tf_mp step is traced.
+
+    Dimension 0 goes on the batch axis, the trailing dimensions on
+    `feature_axes`, the rest is replicated. A no-op elsewhere (no mesh, Keras's
+    symbolic builds, user functions), where DTensor propagates layouts itself.
+    Axes the mesh lacks mean "replicated".
+    """
+    if not _STEP or not isinstance(x, tf.Tensor):
+        return x
+    distribution = _STEP[-1]
+    mesh = distribution.mesh
+    rank = x.shape.rank
+    axes = (distribution.batch_axis,) + (None,) * (rank - 1 - len(feature_axes))
+    axes = axes + tuple(feature_axes)
+    axes = tuple(a if a in mesh.shape else None for a in axes)
+    return dtensor.relayout(x, make_layout(mesh.dtensor_mesh, axes))
+
+
+@contextlib.contextmanager
+def _step_context(distribution):
+    with variable_scope(distribution):
+        _STEP.append(distribution)
+        try:
+            yield
+        finally:
+            _STEP.pop()
 
 
 def adopt_variable(keras_variable, distribution):
@@ -399,7 +463,7 @@ def _run_steps(model, step, distribution, iterator):
                 raise
             break
         data, _ = distribute_batch(data, distribution, pad=False)
-        with variable_scope(distribution):
+        with _step_context(distribution):
             outputs = step(data)
     return tree.map_structure(gather, outputs)
 
@@ -408,7 +472,7 @@ def _run_predict(model, step, distribution, batches):
     results = []
     for data in batches:
         data, size = distribute_batch(data, distribution, pad=True)
-        with variable_scope(distribution):
+        with _step_context(distribution):
             outputs = step(data)
         results.append(tree.map_structure(lambda t, n=size: gather(t)[:n], outputs))
     if len(results) == 1:

@@ -78,13 +78,29 @@ class LayoutMap(collections.abc.MutableMapping):
                 return regex, axes
         return None, None
 
-    def axes_for(self, path, shape):
-        """The validated axes tuple for a variable, replicated if unmatched."""
+    def axes_for(self, path, shape, declared=None):
+        """The validated axes tuple for a variable.
+
+        Args:
+            path: the variable's path.
+            shape: its shape.
+            declared: optional axes the variable's layer declares for it (tf_mp
+                layers do); used when no key matches. Axes the mesh does not
+                have are dropped from it (the layer then runs unsplit there).
+
+        Returns:
+            One mesh axis name or `None` per dimension; replicated when neither
+            a key nor `declared` applies.
+        """
         shape = tuple(int(d) for d in shape)
         regex, axes = self.match(path)
-        if axes is None:
+        if axes is None and declared is not None:
+            axes = tuple(a if a in self._mesh.shape else None for a in declared)
+            where = f"variable '{path}' (shape {shape}, declared by its layer)"
+        elif axes is None:
             return (None,) * len(shape)
-        where = f"variable '{path}' (shape {shape}, matched by {regex!r})"
+        else:
+            where = f"variable '{path}' (shape {shape}, matched by {regex!r})"
         if len(axes) != len(shape):
             raise ValueError(
                 f"The layout {axes} has rank {len(axes)}, but {where} has rank "

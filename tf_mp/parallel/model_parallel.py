@@ -69,9 +69,13 @@ class ModelParallel:
         with _dtensor_bridge.variable_scope(self):
             yield self
 
-    def get_variable_axes(self, path, shape):
-        """The mesh axis per dimension for a variable at `path` of `shape`."""
-        return self._layout_map.axes_for(path, shape)
+    def get_variable_axes(self, path, shape, declared=None):
+        """The mesh axis per dimension for a variable at `path` of `shape`.
+
+        The layout map decides; `declared` (the axes a tf_mp layer declares for
+        its own weight) applies where the map has no matching key.
+        """
+        return self._layout_map.axes_for(path, shape, declared)
 
     def distribute_data(self, data):
         """Shards a (nested) batch along `batch_axis`, for custom training loops.

@@ -1,0 +1,64 @@
+import keras
+
+from tf_mp.layers import sharding
+
+
+def attention_weight_axes(model_axis, prefix=""):
+    """Megatron axes of a `keras.layers.MultiHeadAttention`'s weights."""
+    m = model_axis
+    return {
+        # query/key/value kernel: (hidden, heads, head_dim), bias: (heads, head_dim).
+        prefix + r"(query|key|value)/kernel$": (None, m, None),
+        prefix + r"(query|key|value)/bias$": (m, None),
+        # attention_output kernel: (heads, head_dim, hidden), bias replicated.
+        prefix + r"attention_output/kernel$": (m, None, None),
+    }
+
+
+@keras.saving.register_keras_serializable(package="tf_mp")
+class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
+    """`keras.layers.MultiHeadAttention` with its heads split over a mesh axis.
+
+    The query, key and value projections are column-parallel (each device owns
+    `num_heads / k` heads and computes their attention locally) and the output
+    projection is row-parallel: one all-reduce per call in the forward pass,
+    one in the backward pass. Weight names and shapes are those of
+    `keras.layers.MultiHeadAttention`, so weights copy over one to one. Without
+    a mesh it is an ordinary `MultiHeadAttention`.
+
+    Args:
+        num_heads: int. Number of heads; must be divisible by the `model_axis`
+            size.
+        key_dim: int. Size of each head for query and key.
+        model_axis: str. The mesh axis heads are split over. Defaults to
+            `"model"`.
+        **kwargs: passed to `keras.layers.MultiHeadAttention`.
+
+    References:
+        - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
+    """
+
+    def __init__(self, num_heads, key_dim, model_axis="model", **kwargs):
+        super().__init__(num_heads, key_dim, **kwargs)
+        self.model_axis = model_axis
+
+    def weight_axes(self):
+        """Mesh axes per weight: `{path regex: axes}`."""
+        return attention_weight_axes(self.model_axis, prefix="/")
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
+        with sharding.declare_axes(self.weight_axes()):
+            super().build(query_shape, value_shape, key_shape)
+
+    def call(self, query, value, key=None, **kwargs):
+        outputs = super().call(query, value, key, **kwargs)
+        if isinstance(outputs, tuple):  # (output, scores)
+            return (sharding.constrain(outputs[0], (None,)),) + outputs[1:]
+        # (batch, seq, hidden): head partial sums reduced.
+        return sharding.constrain(outputs, (None,))
+
+    def get_config(self):
+        config = super().get_config()
+        config["model_axis"] = self.model_axis
+        return config
