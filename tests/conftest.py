@@ -1,4 +1,5 @@
 import os
+import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,6 +38,19 @@ def virtual_devices():
         # TensorFlow started earlier with another count; tests needing more
         # devices than exist are skipped by `make_mesh`.
         return tf.config.list_logical_devices("CPU")
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    """The pretrained all-MiniLM-L6-v2 (BERT) checkpoint from ../shared, for
+    slow tests; skips when it cannot be fetched."""
+    script = os.path.join(
+        os.path.dirname(__file__), "..", "..", "shared", "scripts", "fetch_minilm.sh"
+    )
+    try:
+        return subprocess.check_output(["bash", script], text=True).strip()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"the MiniLM checkpoint is unavailable: {error}")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from tensorflow.experimental import dtensor
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 from tests.parallel import equivalence
 
 
@@ -30,7 +30,7 @@ def _plain_mlp():
 
 
 def test_without_a_mesh_they_are_dense_layers():
-    x, _ = models.mlp_data()
+    x, _ = tiny_models.mlp_data()
     np.testing.assert_allclose(
         _megatron_mlp().predict(x, verbose=0), _plain_mlp().predict(x, verbose=0)
     )
@@ -67,10 +67,12 @@ def test_layers_shard_their_own_weights_and_train_like_dense(make_mesh, mesh_sha
     assert layouts["megatron_mlp/down/kernel"] == ["model", dtensor.UNSHARDED]
     assert layouts["megatron_mlp/down/bias"] == [dtensor.UNSHARDED]
 
-    x, y = models.mlp_data()
+    x, y = tiny_models.mlp_data()
     results = []
     for candidate in (_plain_mlp(), model):
-        candidate.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+        candidate.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss()
+        )
         history = candidate.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
         results.append((history.history["loss"], candidate.get_weights()))
     (expected_loss, expected_weights), (loss, weights) = results
@@ -84,7 +86,7 @@ def test_gradients_match_dense(make_mesh):
     distribution = tf_mp.ModelParallel(mesh)
     with distribution.scope():
         model = _megatron_mlp()
-    x, y = models.mlp_data()
+    x, y = tiny_models.mlp_data()
     expected = equivalence.gradients(_plain_mlp(), x, y)
     actual = equivalence.gradients(model, x, y, distribution)
     for got, want in zip(actual, expected):

@@ -5,7 +5,7 @@ import pytest
 from tensorflow.experimental import dtensor
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 HIDDEN, HEADS, FF, SEQ = 16, 4, 32, 8
 
@@ -80,7 +80,7 @@ def test_on_a_mesh_it_shards_itself_and_trains_like_keras_hub(make_mesh, mesh_sh
     )
     losses = []
     for model in (reference, parallel):
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss())
         history = model.fit(
             [x, mask], y, batch_size=8, epochs=2, shuffle=False, verbose=0
         )

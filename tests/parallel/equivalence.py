@@ -4,12 +4,12 @@ import numpy as np
 import tensorflow as tf
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def gradients(model, x, y, distribution=None):
     """Gradients of the training loss, as host arrays (slices made dense)."""
-    loss_fn = models.loss()
+    loss_fn = tiny_models.loss()
     if distribution is not None:
         x, y = distribution.distribute_data((x, y))
 
@@ -25,7 +25,7 @@ def gradients(model, x, y, distribution=None):
 
 def run(model_name, optimizer_name, mesh=None, epochs=2):
     """Forward output, gradients, `fit` history and final weights of one setup."""
-    build, layout_map, data = models.MODELS[model_name]
+    build, layout_map, data = tiny_models.MODELS[model_name]
     x, y = data()
     distribution = None
     if mesh is None:
@@ -34,11 +34,13 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
         distribution = tf_mp.ModelParallel(mesh, layout_map(mesh))
         with distribution.scope():
             model = build()
-    predictions = model.predict(x, batch_size=models.BATCH_SIZE, verbose=0)
+    predictions = model.predict(x, batch_size=tiny_models.BATCH_SIZE, verbose=0)
     grads = gradients(model, x, y, distribution)
-    model.compile(optimizer=models.OPTIMIZERS[optimizer_name](), loss=models.loss())
+    model.compile(
+        optimizer=tiny_models.OPTIMIZERS[optimizer_name](), loss=tiny_models.loss()
+    )
     history = model.fit(
-        x, y, batch_size=models.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
+        x, y, batch_size=tiny_models.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
     )
     return {
         "model": model,

@@ -5,25 +5,25 @@ import pytest
 import tensorflow as tf
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def _bert(mesh=None):
     if mesh is None:
-        model = models.bert_classifier()
+        model = tiny_models.bert_classifier()
     else:
         with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
-            model = models.bert_classifier()
+            model = tiny_models.bert_classifier()
     model.compile(
-        optimizer=models.OPTIMIZERS["adam"](),
-        loss=models.loss(),
+        optimizer=tiny_models.OPTIMIZERS["adam"](),
+        loss=tiny_models.loss(),
         metrics=["sparse_categorical_accuracy"],
     )
     return model
 
 
 def test_tf_data_dict_inputs_fit_and_evaluate_like_single_device(make_mesh):
-    x, y = models.bert_data()
+    x, y = tiny_models.bert_data()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True)
     results = []
     for mesh in (None, make_mesh((2, 2))):
@@ -41,7 +41,7 @@ def test_tf_data_dict_inputs_fit_and_evaluate_like_single_device(make_mesh):
 
 
 def test_a_batch_that_does_not_divide_the_batch_axis_is_refused(make_mesh):
-    x, y = models.bert_data()
+    x, y = tiny_models.bert_data()
     model = _bert(make_mesh((2, 1)))
     before = model.get_weights()
     with pytest.raises(
@@ -53,7 +53,7 @@ def test_a_batch_that_does_not_divide_the_batch_axis_is_refused(make_mesh):
 
 
 def test_predict_pads_uneven_batches_and_trims_the_output(make_mesh):
-    x, _ = models.bert_data()
+    x, _ = tiny_models.bert_data()
     x = {k: v[:13] for k, v in x.items()}
     expected = _bert().predict(x, batch_size=5, verbose=0)
     actual = _bert(make_mesh((4, 1))).predict(x, batch_size=5, verbose=0)
@@ -62,16 +62,16 @@ def test_predict_pads_uneven_batches_and_trims_the_output(make_mesh):
 
 
 def test_batch_axis_none_feeds_every_device_the_whole_batch(make_mesh):
-    x, y = models.mlp_data()
-    reference = models.mlp()
-    reference.compile(optimizer="sgd", loss=models.loss())
+    x, y = tiny_models.mlp_data()
+    reference = tiny_models.mlp()
+    reference.compile(optimizer="sgd", loss=tiny_models.loss())
     expected = reference.fit(x, y, batch_size=7, epochs=1, verbose=0, shuffle=False)
     mesh = make_mesh((2,), axis_names=("model",))
     with tf_mp.ModelParallel(
-        mesh, models.mlp_layout_map(mesh), batch_axis=None
+        mesh, tiny_models.mlp_layout_map(mesh), batch_axis=None
     ).scope():
-        model = models.mlp()
-    model.compile(optimizer="sgd", loss=models.loss())
+        model = tiny_models.mlp()
+    model.compile(optimizer="sgd", loss=tiny_models.loss())
     actual = model.fit(x, y, batch_size=7, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_allclose(
         actual.history["loss"], expected.history["loss"], rtol=1e-5

@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from tests import models
+from tests import tiny_models
 from tests.parallel import equivalence
 
 MESH_SHAPES = [(1, 2), (1, 4), (2, 1), (2, 2), (2, 4)]
@@ -17,8 +17,8 @@ def single_device(model_name, optimizer_name):
 
 
 @pytest.mark.parametrize("mesh_shape", MESH_SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("optimizer_name", sorted(models.OPTIMIZERS))
-@pytest.mark.parametrize("model_name", sorted(models.MODELS))
+@pytest.mark.parametrize("optimizer_name", sorted(tiny_models.OPTIMIZERS))
+@pytest.mark.parametrize("model_name", sorted(tiny_models.MODELS))
 def test_sharded_run_matches_single_device(
     make_mesh, model_name, optimizer_name, mesh_shape
 ):

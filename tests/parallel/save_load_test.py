@@ -6,23 +6,23 @@ import pytest
 from tensorflow.experimental import dtensor
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def _sharded_bert(mesh):
     with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
-        return models.bert_classifier()
+        return tiny_models.bert_classifier()
 
 
 def _trained(model):
-    x, y = models.bert_data()
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+    x, y = tiny_models.bert_data()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss())
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     return model
 
 
 def _predict(model):
-    return model.predict(models.bert_data()[0], batch_size=16, verbose=0)
+    return model.predict(tiny_models.bert_data()[0], batch_size=16, verbose=0)
 
 
 def _assert_same_predictions(actual, expected):
@@ -42,9 +42,9 @@ def _is_sharded(model):
 def test_save_weights_round_trip(make_mesh, tmp_path, direction):
     mesh = make_mesh((2, 2))
     if direction == "sharded_to_unsharded":
-        source, target = _trained(_sharded_bert(mesh)), models.bert_classifier()
+        source, target = _trained(_sharded_bert(mesh)), tiny_models.bert_classifier()
     else:
-        source, target = _trained(models.bert_classifier()), _sharded_bert(mesh)
+        source, target = _trained(tiny_models.bert_classifier()), _sharded_bert(mesh)
     path = str(tmp_path / "model.weights.h5")
     source.save_weights(path)
     target.load_weights(path)
@@ -64,7 +64,7 @@ def test_weights_move_between_mesh_shapes(make_mesh, tmp_path):
 
 
 def test_set_weights_places_values_on_the_mesh(make_mesh):
-    reference = models.bert_classifier()
+    reference = tiny_models.bert_classifier()
     target = _sharded_bert(make_mesh((1, 2)))
     rng = np.random.default_rng(0)
     new = [
@@ -99,12 +99,12 @@ def test_keras_file_loads_sharded_or_unsharded(make_mesh, tmp_path):
 def test_keras_file_keeps_optimizer_state_and_training_continues(make_mesh, tmp_path):
     # keras-hub tasks override `compile`, so Keras does not restore their
     # optimizer from a .keras file (with or without tf_mp); a plain model does.
-    x, y = models.mlp_data()
+    x, y = tiny_models.mlp_data()
     mesh = make_mesh((2, 2))
-    distribution = tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh))
+    distribution = tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh))
     with distribution.scope():
-        source = models.mlp()
-    source.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+        source = tiny_models.mlp()
+    source.compile(optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss())
     source.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     path = str(tmp_path / "mlp.keras")
     source.save(path)

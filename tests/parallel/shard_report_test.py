@@ -1,13 +1,13 @@
 import keras
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def test_report_counts_per_device_bytes_from_the_layout(make_mesh):
     mesh = make_mesh((1, 4))
     with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
-        model = models.bert_classifier()
+        model = tiny_models.bert_classifier()
     report = tf_mp.shard_report(model)
     assert len(report.rows) == len(model.weights)
     rows = {r.path: r for r in report.rows}
@@ -31,8 +31,8 @@ def test_report_counts_per_device_bytes_from_the_layout(make_mesh):
 
 
 def test_report_lists_optimizer_slots_and_off_mesh_models(make_mesh):
-    model = models.mlp()
-    model.compile(optimizer=keras.optimizers.Adam(), loss=models.loss())
+    model = tiny_models.mlp()
+    model.compile(optimizer=keras.optimizers.Adam(), loss=tiny_models.loss())
     model.optimizer.build(model.trainable_variables)
     report = tf_mp.shard_report(model, include_optimizer=True)
     assert len(report.rows) == len(model.weights) + len(model.optimizer.variables)

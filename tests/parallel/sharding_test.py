@@ -5,16 +5,16 @@ import numpy as np
 from tensorflow.experimental import dtensor
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def test_bert_kernels_and_adam_moments_are_split_across_devices(make_mesh):
     mesh = make_mesh((2, 4))
     layout_map = tf_mp.bert_layout_map(mesh)
     with tf_mp.ModelParallel(mesh, layout_map).scope():
-        model = models.bert_classifier()
-    x, y = models.bert_data()
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+        model = tiny_models.bert_classifier()
+    x, y = tiny_models.bert_data()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss())
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
     slots = {v.path: v for v in model.optimizer.variables}

@@ -8,11 +8,11 @@ import pytest
 from tensorflow.experimental import dtensor
 
 import tf_mp
-from tests import models
+from tests import tiny_models
 
 
 def _train_steps(model, optimizer, x, y, steps=2):
-    model.compile(optimizer=optimizer, loss=models.loss())
+    model.compile(optimizer=optimizer, loss=tiny_models.loss())
     for step in range(steps):
         rows = slice(step * 16 % len(x), step * 16 % len(x) + 16)
         model.train_on_batch(x[rows], y[rows])
@@ -21,7 +21,7 @@ def _train_steps(model, optimizer, x, y, steps=2):
 
 def _replicated_mlp(mesh):
     with tf_mp.ModelParallel(mesh).scope():
-        return models.mlp()
+        return tiny_models.mlp()
 
 
 @pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
@@ -33,14 +33,14 @@ def test_sparse_embedding_gradients_train_like_single_device(
     # DTensor has no layout rule for the scatter ops SGD uses on slices, and
     # densifying the slices would change Keras Adam's result (it squares rows
     # before summing duplicates), so both optimizers are checked.
-    x, y = models.embedding_data()
+    x, y = tiny_models.embedding_data()
     expected = _train_steps(
-        models.embedding_model(), models.OPTIMIZERS[optimizer_name](), x, y
+        tiny_models.embedding_model(), tiny_models.OPTIMIZERS[optimizer_name](), x, y
     )
     mesh = make_mesh(mesh_shape)
-    with tf_mp.ModelParallel(mesh, models.embedding_layout_map(mesh)).scope():
-        model = models.embedding_model()
-    actual = _train_steps(model, models.OPTIMIZERS[optimizer_name](), x, y)
+    with tf_mp.ModelParallel(mesh, tiny_models.embedding_layout_map(mesh)).scope():
+        model = tiny_models.embedding_model()
+    actual = _train_steps(model, tiny_models.OPTIMIZERS[optimizer_name](), x, y)
     for got, want in zip(actual, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -50,9 +50,11 @@ def test_adam_updates_replicated_weights_on_a_batch_sharded_mesh(make_mesh, mesh
     # Trap 2. With DTensor's all-reduce combining on, Adam read its moments before
     # writing them: replicated weights stayed unchanged or jumped (v read as 0).
     assert os.environ["DTENSOR_ENABLE_COMBINE_ALL_REDUCES_OPTIMIZATION"] == "0"
-    x, y = models.mlp_data()
-    initial = models.mlp().get_weights()
-    expected = _train_steps(models.mlp(), keras.optimizers.Adam(0.01), x, y, steps=1)
+    x, y = tiny_models.mlp_data()
+    initial = tiny_models.mlp().get_weights()
+    expected = _train_steps(
+        tiny_models.mlp(), keras.optimizers.Adam(0.01), x, y, steps=1
+    )
     actual = _train_steps(
         _replicated_mlp(make_mesh(mesh_shape)), keras.optimizers.Adam(0.01), x, y, 1
     )
@@ -65,10 +67,10 @@ def test_optimizer_slots_created_outside_the_scope_live_on_the_mesh(make_mesh):
     # Trap 3. `compile` runs outside the scope and Adam creates its slots lazily
     # in the first step: they must be sharded like their parameter.
     mesh = make_mesh((2, 2))
-    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
-        model = models.mlp()
-    x, y = models.mlp_data()
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss())
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
+    x, y = tiny_models.mlp_data()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=tiny_models.loss())
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     layouts = {v.path: v.value.layout for v in model.trainable_weights}
     slots = 0
@@ -82,16 +84,16 @@ def test_optimizer_slots_created_outside_the_scope_live_on_the_mesh(make_mesh):
 
 
 def test_an_optimizer_built_in_the_scope_before_fit_matches_single_device(make_mesh):
-    x, y = models.mlp_data()
-    reference = models.mlp()
+    x, y = tiny_models.mlp_data()
+    reference = tiny_models.mlp()
     optimizer = keras.optimizers.Adam(0.01)
     optimizer.build(reference.trainable_variables)
     expected = _train_steps(reference, optimizer, x, y)
 
     mesh = make_mesh((1, 2))
-    distribution = tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh))
+    distribution = tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh))
     with distribution.scope():
-        model = models.mlp()
+        model = tiny_models.mlp()
         optimizer = keras.optimizers.Adam(0.01)
         optimizer.build(model.trainable_variables)
     actual = _train_steps(model, optimizer, x, y)
@@ -102,13 +104,13 @@ def test_an_optimizer_built_in_the_scope_before_fit_matches_single_device(make_m
 
 def test_an_optimizer_built_outside_the_scope_is_refused_clearly(make_mesh):
     mesh = make_mesh((1, 2))
-    with tf_mp.ModelParallel(mesh, models.mlp_layout_map(mesh)).scope():
-        model = models.mlp()
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
     before = model.get_weights()
     optimizer = keras.optimizers.Adam(0.01)
     optimizer.build(model.trainable_variables)  # Slots land beside mesh variables.
-    model.compile(optimizer=optimizer, loss=models.loss())
-    x, y = models.mlp_data()
+    model.compile(optimizer=optimizer, loss=tiny_models.loss())
+    x, y = tiny_models.mlp_data()
     with pytest.raises(ValueError, match=r"created outside `ModelParallel.scope\(\)`"):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     for got, want in zip(model.get_weights(), before):

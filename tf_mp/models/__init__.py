@@ -1,3 +1,4 @@
 """BERT-specific layouts and converters."""
 
 from tf_mp.models.bert_layout_map import bert_layout_map
+from tf_mp.models.partition_bert import partition_bert

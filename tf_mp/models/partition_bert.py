@@ -1,0 +1,70 @@
+"""`partition_bert`: a keras-hub BERT backbone with tensor-parallel encoder blocks."""
+
+import keras
+import keras_hub
+
+from tf_mp.layers.parallel_transformer_encoder import ParallelTransformerEncoder
+from tf_mp.parallel.layout_map import LayoutMap
+from tf_mp.parallel.model_parallel import ModelParallel
+
+
+def partition_bert(backbone, mesh=None, model_axis="model", shard_embeddings=True):
+    """Rebuilds a BERT backbone with `ParallelTransformerEncoder` blocks.
+
+    The result has the backbone's inputs (`token_ids`, `segment_ids`,
+    `padding_mask`), outputs (`sequence_output`, `pooled_output`), layer names
+    and weights (copied), so it drops into `keras_hub.models.BertTextClassifier`
+    and `tf_mp.bert_layout_map` applies to it unchanged.
+
+    Args:
+        backbone: a `keras_hub.models.BertBackbone` (random init, `from_preset`,
+            or already sharded; its weights are gathered).
+        mesh: optional `tf_mp.Mesh`. When given, the new model is created on it
+            (blocks split over `model_axis`, the rest replicated). When `None`,
+            it is created in the current context: unsharded, or sharded by an
+            enclosing `ModelParallel.scope()`.
+        model_axis: str. The tensor-parallel mesh axis. Defaults to `"model"`.
+        shard_embeddings: bool. With `mesh`, also split the token embedding
+            along its hidden dimension. Defaults to `True`.
+
+    Returns:
+        A functional `keras.Model` (not a `BertBackbone`: preset saving is not
+        available on it; save it with `save_weights` or `model.save`).
+
+    Example:
+
+    ```python
+    backbone = keras_hub.models.BertBackbone.from_preset(path)
+    mesh = tf_mp.Mesh({"batch": 2, "model": 4})
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        parallel = tf_mp.models.partition_bert(backbone)
+        # Models that train on the mesh are built in its scope.
+        classifier = keras_hub.models.BertTextClassifier(
+            parallel, num_classes=2, preprocessor=None
+        )
+    classifier.compile(...); classifier.fit(...)
+    ```
+    """
+    if not isinstance(backbone, keras_hub.models.BertBackbone):
+        raise TypeError(
+            "`backbone` must be a `keras_hub.models.BertBackbone`. "
+            f"Received: {backbone!r} of type {type(backbone).__name__}"
+        )
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras_hub.layers.TransformerEncoder):
+            config["model_axis"] = model_axis
+            return ParallelTransformerEncoder.from_config(config)
+        return layer.__class__.from_config(config)
+
+    if mesh is None:
+        partitioned = keras.models.clone_model(backbone, clone_function=clone_layer)
+    else:
+        layout_map = LayoutMap(mesh)
+        if shard_embeddings:
+            layout_map[r"token_embedding/embeddings$"] = (None, model_axis)
+        with ModelParallel(mesh, layout_map).scope():
+            partitioned = keras.models.clone_model(backbone, clone_function=clone_layer)
+    partitioned.set_weights(backbone.get_weights())
+    return partitioned
