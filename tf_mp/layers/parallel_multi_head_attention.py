@@ -54,9 +54,11 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
     def call(self, query, value, key=None, **kwargs):
         outputs = super().call(query, value, key, **kwargs)
         if isinstance(outputs, tuple):  # (output, scores)
-            return (sharding.constrain(outputs[0], (None,)),) + outputs[1:]
+            return (
+                sharding.constrain(outputs[0], (None,), self.model_axis),
+            ) + outputs[1:]
         # (batch, seq, hidden): head partial sums reduced.
-        return sharding.constrain(outputs, (None,))
+        return sharding.constrain(outputs, (None,), self.model_axis)
 
     def get_config(self):
         config = super().get_config()

@@ -62,7 +62,7 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
     def call(self, inputs, *args, **kwargs):
         outputs = super().call(inputs, *args, **kwargs)
         # (batch, seq, hidden): replicated between blocks.
-        return sharding.constrain(outputs, (None,))
+        return sharding.constrain(outputs, (None,), self.model_axis)
 
     def get_config(self):
         config = super().get_config()

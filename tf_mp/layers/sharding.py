@@ -1,9 +1,33 @@
-"""How tf_mp layers declare and check their own sharding."""
+"""How tf_mp layers declare, check and apply their own sharding.
 
+One declaration drives both engines: on a DTensor mesh it becomes layouts of
+variables and activations; under the TPUStrategy engine, XLA SPMD annotations.
+"""
+
+import tensorflow as tf
+
+from tf_mp import tpu
 from tf_mp.parallel import _dtensor_bridge
 
 declare_axes = _dtensor_bridge.declare_axes
-constrain = _dtensor_bridge.constrain
+
+
+def constrain(x, feature_axes, model_axis):
+    """Lays out an activation: dim 0 on the batch, trailing dims on `feature_axes`."""
+    x = _dtensor_bridge.constrain(x, feature_axes)
+    if hasattr(x, "shape") and x.shape.rank is not None:
+        leading = (None,) * (x.shape.rank - len(feature_axes))
+        x = tpu.annotate(x, leading + tuple(feature_axes), model_axis)
+    return x
+
+
+def annotate_weight(variable, axes, model_axis):
+    """The variable's value, annotated under the TPUStrategy engine."""
+    return tpu.annotate(tf.convert_to_tensor(variable), axes, model_axis)
+
+
+def tpu_annotations_active():
+    return tpu.annotations_active()
 
 
 def check_divisible(layer, argument, value, axis):
