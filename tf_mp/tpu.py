@@ -155,8 +155,9 @@ def _computation_shape(topology, model_parallelism):
     return [model_parallelism // per_chip, 1, 1, per_chip]
 
 
-def _tpu_hardware_present():
-    """TPU VMs expose /dev/accel* (v2-v4) or /dev/vfio/<n> (v5+) and set TPU_*."""
+def tpu_present():
+    """Whether this machine has TPU hardware: TPU VMs expose /dev/accel* (v2-v4)
+    or /dev/vfio/<n> (v5+) and set TPU_* variables. Needs no TPU kernels."""
     if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
         return True
     return any(v in os.environ for v in ("TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"))
@@ -165,7 +166,7 @@ def _tpu_hardware_present():
 def _explain(error, target):
     text = str(error)
     missing_kernels = "ConfigureDistributedTPU" in text or "No OpKernel" in text
-    if missing_kernels and (target != "local" or _tpu_hardware_present()):
+    if missing_kernels and (target != "local" or tpu_present()):
         return RuntimeError(
             f"A TPU was found, but TensorFlow {tf.__version__} has no TPU kernels. "
             f"Install the matching pair: pip install 'tensorflow=="
