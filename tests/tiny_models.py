@@ -114,3 +114,12 @@ OPTIMIZERS = {
 
 def loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def keras_device_mesh(shape):
+    """A `keras.distribution.DeviceMesh` of `(batch, model)` CPU devices."""
+    return keras.distribution.DeviceMesh(
+        shape=shape,
+        axis_names=("batch", "model"),
+        devices=[f"cpu:{i}" for i in range(shape[0] * shape[1])],
+    )

@@ -2,6 +2,7 @@ import keras
 import pytest
 
 import tf_mp
+from tests import tiny_models
 
 
 @pytest.fixture
@@ -59,11 +60,7 @@ def test_layouts_must_be_tuples(mesh):
 
 
 def test_a_keras_layout_map_converts(mesh):
-    keras_mesh = keras.distribution.DeviceMesh(
-        shape=(2, 4),
-        axis_names=("batch", "model"),
-        devices=[f"cpu:{i}" for i in range(8)],
-    )
+    keras_mesh = tiny_models.keras_device_mesh((2, 4))
     keras_map = keras.distribution.LayoutMap(keras_mesh)
     keras_map[r"dense.*kernel"] = (None, "model")
     distribution = tf_mp.ModelParallel(layout_map=keras_map)

@@ -1,7 +1,7 @@
-import keras
 import pytest
 
 import tf_mp
+from tests import tiny_models
 
 
 def test_mesh_exposes_axes_shape_size_and_devices(make_mesh):
@@ -25,11 +25,7 @@ def test_mesh_uses_only_as_many_devices_as_its_shape(make_mesh):
 
 
 def test_mesh_converts_a_keras_device_mesh(virtual_devices):
-    keras_mesh = keras.distribution.DeviceMesh(
-        shape=(2, 2),
-        axis_names=("batch", "model"),
-        devices=[f"cpu:{i}" for i in range(4)],
-    )
+    keras_mesh = tiny_models.keras_device_mesh((2, 2))
     mesh = tf_mp.Mesh.from_keras(keras_mesh)
     assert mesh.shape == {"batch": 2, "model": 2}
     assert mesh.devices == ("CPU:0", "CPU:1", "CPU:2", "CPU:3")

@@ -116,12 +116,6 @@ def variable_layout(variable):
     return None
 
 
-def is_on_mesh(value):
-    return isinstance(value, dtensor.DVariable) or (
-        tf.is_tensor(value) and dtensor.is_dtensor(value)
-    )
-
-
 # ---------------------------------------------------------------------------------
 # Host <-> mesh transfers.
 
@@ -141,20 +135,29 @@ def place(value, layout):
             f"Cannot place a value of shape {array.shape} on a layout of rank "
             f"{layout.rank} ({layout_axes(layout)})."
         )
+    shards = [
+        tf.convert_to_tensor(array[index])
+        for index in _shard_indices(layout, array.shape)
+    ]
+    return dtensor.pack(shards, layout)
+
+
+def _shard_indices(layout, global_shape):
+    """For each local device, in mesh order, the slice of the global value it
+    holds under `layout`."""
     mesh = layout.mesh
-    shards = []
+    indices = []
     for location in mesh.local_device_locations():
         index = []
         for dim, spec in enumerate(layout.sharding_specs):
             if spec == UNSHARDED:
                 index.append(slice(None))
                 continue
-            parts = mesh.dim_size(spec)
-            chunk = array.shape[dim] // parts
+            chunk = global_shape[dim] // mesh.dim_size(spec)
             start = location[spec] * chunk
             index.append(slice(start, start + chunk))
-        shards.append(tf.convert_to_tensor(array[tuple(index)]))
-    return dtensor.pack(shards, layout)
+        indices.append(tuple(index))
+    return indices
 
 
 def gather(value):
@@ -167,19 +170,10 @@ def gather(value):
     shards = dtensor.unpack(value)
     if layout.is_fully_replicated():
         return tf.identity(shards[0])
-    mesh = layout.mesh
     global_shape = [int(d) for d in value.shape]
     out = np.empty(global_shape, dtype=value.dtype.as_numpy_dtype)
-    for location, shard in zip(mesh.local_device_locations(), shards):
-        index = []
-        for dim, spec in enumerate(layout.sharding_specs):
-            if spec == UNSHARDED:
-                index.append(slice(None))
-                continue
-            chunk = global_shape[dim] // mesh.dim_size(spec)
-            start = location[spec] * chunk
-            index.append(slice(start, start + chunk))
-        out[tuple(index)] = shard.numpy()
+    for index, shard in zip(_shard_indices(layout, global_shape), shards):
+        out[index] = shard.numpy()
     return tf.convert_to_tensor(out)
 
 
@@ -194,13 +188,6 @@ def sharding_of(variable):
         for d, spec in zip(shape, layout.sharding_specs)
     )
     return layout_axes(layout), local
-
-
-def shard_shapes(variable):
-    """(device name, local shape) for each shard of a Keras variable on a mesh."""
-    value = getattr(variable, "_value", variable)
-    shards = dtensor.unpack(value.read_value())
-    return [(s.device, tuple(s.shape)) for s in shards]
 
 
 class MeshVariable(dtensor.DVariable):
@@ -414,10 +401,6 @@ def attach_model(model, distribution):
     for kind in ("train", "test", "predict"):
         maker = functools.partial(_make_function, model, kind)
         object.__setattr__(model, f"make_{kind}_function", maker)
-
-
-def model_distribution(model):
-    return getattr(model, "_tf_mp_distribution", None)
 
 
 def _adopt_model_state(model, distribution):
