@@ -1,5 +1,4 @@
 import keras
-from keras import ops
 
 from tf_mp.layers import sharding
 
@@ -50,29 +49,13 @@ class ColumnParallelDense(keras.layers.Dense):
             super().build(input_shape)
 
     def call(self, inputs, training=None):
-        if sharding.tpu_annotations_active():
-            outputs = self._annotated_call(inputs)
-        else:
-            outputs = super().call(inputs, training=training)
+        outputs = sharding.dense_call(self, inputs, training=training)
         # (batch, ..., units): features split unless gathered.
         return sharding.constrain(
             outputs,
             (None if self.gather_output else self.model_axis,),
             self.model_axis,
         )
-
-    def _annotated_call(self, inputs):
-        # The TPU engine: the same math with the kernel (in, units) and bias
-        # (units,) annotated as split over the cores.
-        axes = self.weight_axes()
-        kernel = sharding.annotate_weight(
-            self.kernel, axes[r"/kernel$"], self.model_axis
-        )
-        outputs = ops.matmul(inputs, kernel)
-        if self.use_bias:
-            bias = sharding.annotate_weight(self.bias, axes[r"/bias$"], self.model_axis)
-            outputs = ops.add(outputs, bias)
-        return self.activation(outputs) if self.activation else outputs
 
     def get_config(self):
         config = super().get_config()

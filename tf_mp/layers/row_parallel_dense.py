@@ -1,5 +1,4 @@
 import keras
-from keras import ops
 
 from tf_mp.layers import sharding
 
@@ -47,19 +46,7 @@ class RowParallelDense(keras.layers.Dense):
     def call(self, inputs, training=None):
         # (batch, ..., in): features split over the model axis.
         inputs = sharding.constrain(inputs, (self.model_axis,), self.model_axis)
-        if sharding.tpu_annotations_active():
-            kernel = sharding.annotate_weight(
-                self.kernel,
-                self.weight_axes()[r"/kernel$"],
-                self.model_axis,
-            )
-            outputs = ops.matmul(inputs, kernel)
-            if self.use_bias:
-                outputs = ops.add(outputs, self.bias)
-            if self.activation:
-                outputs = self.activation(outputs)
-        else:
-            outputs = super().call(inputs, training=training)
+        outputs = sharding.dense_call(self, inputs, training=training)
         # (batch, ..., units): partial sums reduced, replicated features.
         return sharding.constrain(outputs, (None,), self.model_axis)
 

@@ -4,6 +4,7 @@ One declaration drives both engines: on a DTensor mesh it becomes layouts of
 variables and activations; under the TPUStrategy engine, XLA SPMD annotations.
 """
 
+import keras
 import tensorflow as tf
 
 from tf_mp import tpu
@@ -26,8 +27,18 @@ def annotate_weight(variable, axes, model_axis):
     return tpu.annotate(tf.convert_to_tensor(variable), axes, model_axis)
 
 
-def tpu_annotations_active():
-    return tpu.annotations_active()
+def dense_call(layer, inputs, training=None):
+    """A `keras.layers.Dense` subclass's forward pass; under the TPUStrategy
+    engine, the same math with kernel and bias annotated by `weight_axes()`."""
+    if not tpu.annotations_active():
+        return keras.layers.Dense.call(layer, inputs, training=training)
+    axes = layer.weight_axes()
+    kernel = annotate_weight(layer.kernel, axes[r"/kernel$"], layer.model_axis)
+    outputs = keras.ops.matmul(inputs, kernel)
+    if layer.use_bias:
+        bias = annotate_weight(layer.bias, axes[r"/bias$"], layer.model_axis)
+        outputs = keras.ops.add(outputs, bias)
+    return layer.activation(outputs) if layer.activation else outputs
 
 
 def check_divisible(layer, argument, value, axis):
