@@ -85,39 +85,35 @@ def load_sst2(data_dir, examples):
     return train.take(examples).map(as_pair), dev.map(as_pair)
 
 
-def distribution_scope(args):
-    """The TPU strategy's scope, or a DTensor mesh's scope without a TPU."""
+def distribution(args):
+    """The TPU strategy, or a DTensor mesh on CPU/GPU (and say which)."""
     import tf_mp
 
-    if tf_mp.tpu.tpu_present():
-        strategy = tf_mp.tpu.tpu_strategy(model_parallelism=args.model_parallelism)
+    found_tpu = tf_mp.tpu.tpu_present()
+    strategy = tf_mp.auto_parallel(
+        model_parallelism=args.model_parallelism,
+        layout_map=tf_mp.bert_layout_map,
+        virtual_devices=args.virtual_devices,
+    )
+    if found_tpu:
         print(
             f"TPU: {strategy.num_replicas_in_sync} replicas x "
             f"{args.model_parallelism} cores"
         )
-        return strategy.scope(), strategy.num_replicas_in_sync
-    import tensorflow as tf
-
-    if not tf.config.list_physical_devices("GPU"):
-        tf_mp.configure_virtual_devices(args.virtual_devices)
-    devices = len(tf_mp.parallel.list_devices())
-    k = args.model_parallelism
-    mesh = tf_mp.Mesh({"batch": max(1, devices // k), "model": k})
-    print(f"No TPU found: falling back to a DTensor mesh {mesh}.")
-    return tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope(), mesh.shape[
-        "batch"
-    ]
+    else:
+        print(f"No TPU found: falling back to a DTensor mesh {strategy.mesh}.")
+    return strategy
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import tf_mp  # noqa: F401  (before TensorFlow starts: virtual devices)
+    import tf_mp
 
-    scope, data_parallel = distribution_scope(args)
+    strategy = distribution(args)
     import keras
     import keras_hub
 
-    with scope:
+    with strategy.scope():
         backbone = keras_hub.models.BertBackbone.from_preset(args.preset)
         backbone = tf_mp.models.partition_bert(backbone)
         classifier = keras_hub.models.BertTextClassifier(
@@ -132,7 +128,8 @@ def main(argv=None):
         args.preset, sequence_length=args.seq_len
     )
     # Every batch must split evenly over the data-parallel devices.
-    batch = args.batch_size - args.batch_size % data_parallel or data_parallel
+    replicas = strategy.num_replicas_in_sync
+    batch = args.batch_size - args.batch_size % replicas or replicas
     train, dev = load_sst2(args.data_dir, args.steps * batch)
     train, dev = (
         split.batch(batch, drop_remainder=True).map(preprocessor).cache()

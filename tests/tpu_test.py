@@ -1,6 +1,7 @@
 """The TPUStrategy engine's pure parts, and its annotations in a real traced graph."""
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.compiler.xla import xla_data_pb2
@@ -37,17 +38,24 @@ def test_partition_dimensions_errors(axes, shape, message):
         tpu.partition_dimensions(axes, shape, 4)
 
 
-def _sharding_tiles(layer_fn, input_shape):
+def _annotations(layer_fn, input_shape):
+    """(annotated tensor's shape, tile assignment) of each XlaSharding op."""
     function = tf.function(layer_fn).get_concrete_function(
         tf.TensorSpec(input_shape, tf.float32)
     )
-    tiles = []
+    found = []
     for op in function.graph.get_operations():
         if op.type == "XlaSharding":
             sharding = xla_data_pb2.OpSharding()
             sharding.ParseFromString(op.get_attr("_XlaSharding"))
-            tiles.append(list(sharding.tile_assignment_dimensions))
-    return tiles
+            found.append(
+                (tuple(op.inputs[0].shape), list(sharding.tile_assignment_dimensions))
+            )
+    return found
+
+
+def _sharding_tiles(layer_fn, input_shape):
+    return [tiles for _, tiles in _annotations(layer_fn, input_shape)]
 
 
 def test_parallel_dense_layers_emit_xla_sharding_annotations():
@@ -64,6 +72,30 @@ def test_parallel_dense_layers_emit_xla_sharding_annotations():
     # Column: kernel (8, 16) -> [1, 4], bias (16,) -> [4], output (4, 16) -> [1, 4];
     # row: input (4, 16) -> [1, 4], kernel (16, 8) -> [4, 1]; replicated output.
     assert tiles == [[1, 4], [4], [1, 4], [1, 4], [4, 1]]
+
+
+def test_encoder_block_emits_megatron_annotations_and_keeps_its_math():
+    keras.utils.set_random_seed(0)
+    block = tf_mp.layers.ParallelTransformerEncoder(32, 4, dropout=0.0)
+    x = np.random.default_rng(0).normal(size=(2, 8, 16)).astype("float32")
+    expected = block(x)
+    with tpu.logical_device_annotations(4):
+        found = _annotations(block, (2, 8, 16))
+        # XLA (CPU, one device) compiles the annotated graph to the same math.
+        compiled = tf.function(block, jit_compile=True)(x)
+    heads = ((2, 8, 4, 4), [1, 1, 4, 1])  # (batch, seq, heads, head_dim)
+    assert found == [
+        heads,  # query
+        heads,  # key
+        heads,  # value
+        heads,  # attention context, before the row-parallel output projection
+        ((16, 32), [1, 4]),  # feed-forward intermediate kernel, column-split
+        ((32,), [4]),  # its bias
+        ((2, 8, 32), [1, 1, 4]),  # intermediate activations, split
+        ((2, 8, 32), [1, 1, 4]),  # ... as the row-parallel layer's input
+        ((32, 16), [4, 1]),  # feed-forward output kernel, row-split
+    ]
+    np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_without_a_tpu_the_error_points_to_the_dtensor_engine():

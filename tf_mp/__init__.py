@@ -4,6 +4,7 @@ TensorFlow."""
 from tf_mp import layers
 from tf_mp import models
 from tf_mp import tpu
+from tf_mp.auto_parallel import auto_parallel
 from tf_mp.models.bert_layout_map import bert_layout_map
 from tf_mp.parallel import LayoutMap
 from tf_mp.parallel import Mesh

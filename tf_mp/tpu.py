@@ -100,6 +100,18 @@ def logical_device_annotations(model_parallelism):
         _FORCED.pop()
 
 
+def check_model_parallelism(model_parallelism):
+    """Raises unless `model_parallelism` is an int >= 1."""
+    if isinstance(model_parallelism, bool) or not isinstance(model_parallelism, int):
+        raise TypeError(
+            f"`model_parallelism` must be an int. Received: {model_parallelism!r}"
+        )
+    if model_parallelism < 1:
+        raise ValueError(
+            f"`model_parallelism` must be >= 1. Received: {model_parallelism}"
+        )
+
+
 def tpu_strategy(model_parallelism=1, tpu=None):
     """A `TPUStrategy` with `model_parallelism` cores per replica (XLA SPMD).
 
@@ -112,14 +124,7 @@ def tpu_strategy(model_parallelism=1, tpu=None):
     Returns:
         `tf.distribute.TPUStrategy` with `experimental_spmd_xla_partitioning`.
     """
-    if isinstance(model_parallelism, bool) or not isinstance(model_parallelism, int):
-        raise TypeError(
-            f"`model_parallelism` must be an int. Received: {model_parallelism!r}"
-        )
-    if model_parallelism < 1:
-        raise ValueError(
-            f"`model_parallelism` must be >= 1. Received: {model_parallelism}"
-        )
+    check_model_parallelism(model_parallelism)
     target = "local" if tpu is None else tpu
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)

@@ -4,48 +4,19 @@ import importlib.util
 import math
 import pathlib
 
-import keras_hub
-
 EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "bert_model_parallel_tpu.py"
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
-    "a great bad movie film the was is not good awful fun boring".split()
-)
 
 
-def _tiny_preset(directory):
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-        dropout=0.0,
-    )
-    backbone.save_to_preset(str(directory))
-    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(str(directory))
-
-
-def _glue_tsv(path, rows):
-    lines = ["sentence\tlabel"] + [f"{text}\t{label}" for text, label in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def test_example_falls_back_to_a_mesh_and_trains(tmp_path, capsys, virtual_devices):
-    _tiny_preset(tmp_path / "preset")
-    data = tmp_path / "sst2"
-    data.mkdir()
-    reviews = [("a great fun film", 1), ("a bad boring movie", 0)] * 16
-    _glue_tsv(data / "train.tsv", reviews)
-    _glue_tsv(data / "dev.tsv", reviews[:8])
-
+def test_example_falls_back_to_a_mesh_and_trains(
+    tiny_preset, sst2_dir, capsys, virtual_devices
+):
     spec = importlib.util.spec_from_file_location("seed_example", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     history = example.main(
         [
-            "--preset", str(tmp_path / "preset"),
-            "--data-dir", str(data),
+            "--preset", str(tiny_preset),
+            "--data-dir", str(sst2_dir),
             "--steps", "3",
             "--batch-size", "8",
             "--seq-len", "8",

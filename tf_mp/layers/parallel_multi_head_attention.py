@@ -51,7 +51,21 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
         with sharding.declare_axes(self.weight_axes()):
             super().build(query_shape, value_shape, key_shape)
 
+    def _compute_attention(self, query, key, value, *args, **kwargs):
+        # Under the TPUStrategy engine: projections (batch, seq, heads, head_dim)
+        # and context split by heads, so each core attends with its own heads and
+        # XLA places the projection kernels accordingly. No-op elsewhere.
+        heads = (None, None, self.model_axis, None)
+        query, key, value = (
+            sharding.annotate(t, heads, self.model_axis) for t in (query, key, value)
+        )
+        output, scores = super()._compute_attention(query, key, value, *args, **kwargs)
+        return sharding.annotate(output, heads, self.model_axis), scores
+
     def call(self, query, value, key=None, **kwargs):
+        # Self-attention reads one tensor three times: one backward reduction.
+        key = value if key is None else key
+        query, value, key = sharding.fan_out(query, value, key)
         outputs = super().call(query, value, key, **kwargs)
         if isinstance(outputs, tuple):  # (output, scores)
             return (

@@ -22,6 +22,28 @@ def constrain(x, feature_axes, model_axis):
     return x
 
 
+def fan_out(*tensors):
+    """The tensors, each read through one gradient fan-in point.
+
+    Pass every input of the column-parallel projections that read it (the same
+    tensor may appear several times): their partial input gradients are summed
+    before one reduction in the backward pass, not reduced one by one.
+    """
+    merged = {}
+    for x in tensors:
+        if id(x) not in merged:
+            merged[id(x)] = _dtensor_bridge.gradient_fan_in(x)
+    return tuple(merged[id(x)] for x in tensors)
+
+
+def annotate(x, axes, model_axis):
+    """Annotates an activation under the TPUStrategy engine only (one axis per
+    dimension); DTensor propagates these layouts from the weights."""
+    if hasattr(x, "shape") and x.shape.rank == len(axes):
+        x = tpu.annotate(x, tuple(axes), model_axis)
+    return x
+
+
 def annotate_weight(variable, axes, model_axis):
     """The variable's value, annotated under the TPUStrategy engine."""
     return tpu.annotate(tf.convert_to_tensor(variable), axes, model_axis)

@@ -24,7 +24,8 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
 
 Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
 `Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
-`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`.
+`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`, and the
+`_keras_mask` tensor attribute (`keras.src.backend.common.masking`).
 """
 
 import contextlib
@@ -36,6 +37,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 from keras.src import tree
+from keras.src.backend.common import masking as _keras_masking
 from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from tensorflow.dtensor.python import api as _dtensor_api
@@ -358,6 +360,25 @@ def constrain(x, feature_axes):
     axes = axes + tuple(feature_axes)
     axes = tuple(a if a in mesh.shape else None for a in axes)
     return dtensor.relayout(x, make_layout(mesh.dtensor_mesh, axes))
+
+
+def gradient_fan_in(x):
+    """`x` through an identity while a tf_mp step traces, keeping its Keras mask.
+
+    When one tensor feeds several column-parallel projections (attention's query,
+    key and value), each backward matmul leaves a partial sum that DTensor
+    all-reduces on its own. Reading `x` through one identity makes the tape add
+    those partial gradients in one `AddN` of all-reduces only, which DTensor's
+    `DTensorAllReduceSumOptimization` folds into one all-reduce of the sum:
+    Megatron's `f`. A no-op elsewhere.
+    """
+    if not _STEP or not isinstance(x, tf.Tensor):
+        return x
+    y = tf.identity(x)
+    mask = _keras_masking.get_keras_mask(x)
+    if mask is not None:
+        _keras_masking.set_keras_mask(y, mask)
+    return y
 
 
 @contextlib.contextmanager

@@ -63,6 +63,12 @@ class ModelParallel:
     def batch_axis(self):
         return self._batch_axis
 
+    @property
+    def num_replicas_in_sync(self):
+        """How many ways each batch is split (the batch axis size), as on a
+        `tf.distribute` strategy: global batch sizes must be multiples of it."""
+        return self._mesh.shape[self._batch_axis] if self._batch_axis else 1
+
     @contextlib.contextmanager
     def scope(self):
         """Variables and models created inside are placed on the mesh."""
