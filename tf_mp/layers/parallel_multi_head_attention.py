@@ -62,15 +62,37 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
         output, scores = super()._compute_attention(query, key, value, *args, **kwargs)
         return sharding.annotate(output, heads, self.model_axis), scores
 
-    def call(self, query, value, key=None, **kwargs):
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
         # Self-attention reads one tensor three times: one backward reduction.
         key = value if key is None else key
         query, value, key = sharding.fan_out(query, value, key)
-        outputs = super().call(query, value, key, **kwargs)
-        if isinstance(outputs, tuple):  # (output, scores)
-            return (
-                sharding.constrain(outputs[0], (None,), self.model_axis),
-            ) + outputs[1:]
+        outputs = super().call(
+            query,
+            value,
+            key,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            key_mask=key_mask,
+            attention_mask=attention_mask,
+            return_attention_scores=return_attention_scores,
+            training=training,
+            use_causal_mask=use_causal_mask,
+        )
+        if return_attention_scores:  # (output, scores)
+            output, scores = outputs
+            return sharding.constrain(output, (None,), self.model_axis), scores
         # (batch, seq, hidden): head partial sums reduced.
         return sharding.constrain(outputs, (None,), self.model_axis)
 

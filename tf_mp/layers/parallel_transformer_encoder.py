@@ -123,9 +123,25 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
         layer.build(inputs_shape)
         return layer
 
-    def call(self, inputs, *args, **kwargs):
-        outputs = super().call(inputs, *args, **kwargs)
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+    ):
+        outputs = super().call(
+            inputs,
+            padding_mask=padding_mask,
+            attention_mask=attention_mask,
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
         # (batch, seq, hidden): replicated between blocks.
+        if return_attention_scores:
+            hidden, scores = outputs
+            return sharding.constrain(hidden, (None,), self.model_axis), scores
         return sharding.constrain(outputs, (None,), self.model_axis)
 
     def get_config(self):

@@ -24,8 +24,10 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
 
 Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
 `Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
-`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`, and the
-`_keras_mask` tensor attribute (`keras.src.backend.common.masking`).
+`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`, the
+`_keras_mask` tensor attribute (`keras.src.backend.common.masking`), and, for
+distillation, `keras.src.models.functional.Functional` (is a model a graph of
+layers) and `keras.src.losses.loss.unscale_loss_for_distribution`.
 """
 
 import contextlib
@@ -38,6 +40,8 @@ import numpy as np
 import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.common import masking as _keras_masking
+from keras.src.losses import loss as _keras_loss
+from keras.src.models import functional as _keras_functional
 from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from tensorflow.dtensor.python import api as _dtensor_api
@@ -529,3 +533,13 @@ def distribute_batch(data, distribution, pad=False):
         return place(x, make_layout(mesh, axes))
 
     return tree.map_structure(shard, data), size
+
+
+def is_functional(model):
+    """Whether `model` is a Keras functional model (a graph of layers)."""
+    return isinstance(model, _keras_functional.Functional)
+
+
+def unscale_loss_for_distribution(value):
+    """A loss scaled by Keras for a `tf.distribute` replica, back to its mean."""
+    return _keras_loss.unscale_loss_for_distribution(value)

@@ -1,0 +1,11 @@
+"""Knowledge distillation: `Distiller`, teacher caching, student construction."""
+
+from tf_mp.distillation.distiller import Distiller
+from tf_mp.distillation.distiller import save_student
+from tf_mp.distillation.features import encoder_blocks
+from tf_mp.distillation.features import feature_model
+from tf_mp.distillation.students import bert_config
+from tf_mp.distillation.students import encoder_parameters
+from tf_mp.distillation.students import student_from_config
+from tf_mp.distillation.students import student_from_teacher
+from tf_mp.distillation.teacher_cache import TeacherCache

@@ -1,0 +1,115 @@
+"""`TeacherCache`: the teacher runs once; epochs and tuner trials read its outputs."""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_mp.distillation import features as features_lib
+from tf_mp.distillation.distiller import INPUTS
+from tf_mp.distillation.distiller import TEACHER_OUTPUTS
+
+
+class TeacherCache:
+    """Runs a teacher over a dataset once and serves its outputs with the data.
+
+    `attach(data)` iterates `data` once (batches of `(x, y)` or
+    `(x, y, sample_weight)`), runs the teacher in inference mode, and returns
+    an *unbatched* `tf.data.Dataset` of `({"inputs": x, "teacher_outputs":
+    outputs}, y[, sample_weight])` that you shuffle, batch and repeat as you
+    like: the outputs travel with their examples, so no reordering can mix
+    them up. `tf_mp.Distiller` reads the cached outputs instead of running the
+    teacher. The same `data` object attached twice is served from memory; with
+    `directory`, the result is also saved there and reloaded by later
+    processes (keyed by the teacher's weights, the blocks and the data).
+
+    Args:
+        teacher: the teacher model (functional; may be sharded on a mesh).
+        hidden_blocks: teacher block indices whose hidden states to keep
+            (`distiller.teacher_blocks_needed[0]`). Each costs
+            `examples x seq x hidden` floats of memory.
+        attention_blocks: teacher block indices whose attention distributions to
+            keep (`distiller.teacher_blocks_needed[1]`).
+        directory: optional directory for an on-disk copy.
+    """
+
+    def __init__(self, teacher, hidden_blocks=(), attention_blocks=(), directory=None):
+        self.teacher = teacher
+        self.hidden_blocks = sorted(set(int(b) for b in hidden_blocks))
+        self.attention_blocks = sorted(set(int(b) for b in attention_blocks))
+        self.directory = directory
+        self._features = features_lib.feature_model(
+            teacher, self.hidden_blocks, self.attention_blocks, "teacher"
+        )
+        self._memory = {}
+        self.teacher_runs = 0  # How many datasets the teacher actually ran over.
+
+    @classmethod
+    def for_distiller(cls, distiller, directory=None):
+        """A cache holding exactly what `distiller` reads from its teacher."""
+        hidden, attention = distiller.teacher_blocks_needed
+        return cls(distiller.teacher, hidden, attention, directory=directory)
+
+    def attach(self, data):
+        """The examples of `data` with the teacher's outputs, unbatched."""
+        if id(data) in self._memory:
+            return self._memory[id(data)][1]
+        columns, batch_size = _collect(data)
+        key = self._key(columns)
+        path = os.path.join(self.directory, key) if self.directory else None
+        if path and os.path.exists(os.path.join(path, "done")):
+            dataset = tf.data.Dataset.load(os.path.join(path, "dataset"))
+        else:
+            dataset = tf.data.Dataset.from_tensor_slices(
+                self._with_outputs(columns, batch_size)
+            )
+            if path:
+                dataset.save(os.path.join(path, "dataset"))
+                with open(os.path.join(path, "done"), "w") as handle:
+                    json.dump({"examples": len(columns[1])}, handle)
+        self._memory[id(data)] = (data, dataset)  # Keep `data` alive: ids stay unique.
+        return dataset
+
+    def _with_outputs(self, columns, batch_size):
+        # The teacher sees the batches of `data`, as it would uncached.
+        x, *rest = columns
+        outputs = self._features.predict(
+            tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0
+        )
+        self.teacher_runs += 1
+        outputs = {k: np.asarray(v, dtype="float32") for k, v in outputs.items()}
+        return ({INPUTS: x, TEACHER_OUTPUTS: outputs}, *rest)
+
+    def _key(self, columns):
+        digest = hashlib.sha256()
+        for weight in self.teacher.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
+        digest.update(repr((self.hidden_blocks, self.attention_blocks)).encode())
+        for array in keras.tree.flatten(columns):
+            digest.update(np.ascontiguousarray(array))
+        return digest.hexdigest()[:16]
+
+
+def _collect(data):
+    """All of `data` as numpy columns `(x, y[, sample_weight])`, and its batch
+    size."""
+    if not isinstance(data, tf.data.Dataset):
+        raise TypeError(
+            "`data` must be a `tf.data.Dataset` of batches `(x, y)` or "
+            f"`(x, y, sample_weight)`. Received: data={type(data).__name__}"
+        )
+    batches = list(data.as_numpy_iterator())
+    if not batches:
+        raise ValueError("`data` is empty: there is nothing for the teacher to score.")
+    if not isinstance(batches[0], tuple) or len(batches[0]) not in (2, 3):
+        raise ValueError(
+            "`data` must yield `(x, y)` or `(x, y, sample_weight)` batches. "
+            f"Received an element of type {type(batches[0]).__name__}"
+        )
+    columns = keras.tree.map_structure(
+        lambda *parts: np.concatenate(parts, axis=0), *batches
+    )
+    return columns, len(batches[0][1])
