@@ -171,13 +171,25 @@ def test_exported_student_has_no_teacher_or_projection_weights(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"temperature": 0.0}, r"`temperature` must be a number > 0\. Received: temperature=0\.0"),
-        ({"alpha": 1.5}, r"`alpha` must be a number in \[0, 1\]\. Received: alpha=1\.5"),
-        ({"hidden_weight": 1.0, "layer_map": {0: 7}},
-         r"student block 0 to teacher block 7.*student has 2 encoder blocks and the teacher 4"),
-        ({"hidden_weight": 1.0, "layer_map": {5: 0}}, r"student block 5 to teacher block 0"),
+        (
+            {"temperature": 0.0},
+            r"`temperature` must be a number > 0\. Received: temperature=0\.0",
+        ),
+        (
+            {"alpha": 1.5},
+            r"`alpha` must be a number in \[0, 1\]\. Received: alpha=1\.5",
+        ),
+        (
+            {"hidden_weight": 1.0, "layer_map": {0: 7}},
+            r"student block 0 to teacher block 7.*student has 2 encoder blocks "
+            r"and the teacher 4",
+        ),
+        (
+            {"hidden_weight": 1.0, "layer_map": {5: 0}},
+            r"student block 5 to teacher block 0",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _pair(**kwargs)
@@ -200,6 +212,7 @@ def test_teacher_and_student_must_agree():
     )
     with pytest.raises(
         ValueError,
-        match=r"same inputs.*teacher inputs \['padding_mask', 'segment_ids', 'token_ids'\], student inputs \['token_ids'\]",
+        match=r"same inputs.*teacher inputs \['padding_mask', 'segment_ids', "
+        r"'token_ids'\], student inputs \['token_ids'\]",
     ):
         tf_mp.Distiller(teacher, other)

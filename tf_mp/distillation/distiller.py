@@ -128,7 +128,10 @@ class Distiller(keras.Model):
             student, self.layer_map.keys(), self.attention_layer_map.keys(), "student"
         )
         self._untracked.teacher = features_lib.feature_model(
-            teacher, self.layer_map.values(), self.attention_layer_map.values(), "teacher"
+            teacher,
+            self.layer_map.values(),
+            self.attention_layer_map.values(),
+            "teacher",
         )
         # A `KLDivergence` instance, not the default "kl_divergence" string:
         # Keras 3.15 resolves the string to a plain function, which skips the
@@ -328,7 +331,9 @@ def _check_number(argument, value, low=None, high=None, low_open=False):
             "temperature": "a number > 0",
             "alpha": "a number in [0, 1]",
         }.get(argument, "a number >= 0")
-        raise ValueError(f"`{argument}` must be {bounds}. Received: {argument}={value!r}")
+        raise ValueError(
+            f"`{argument}` must be {bounds}. Received: {argument}={value!r}"
+        )
 
 
 def _check_compatible(teacher, student):

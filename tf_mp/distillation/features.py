@@ -73,9 +73,7 @@ def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
             captured[hidden_key(wanted_hidden[id(layer)])] = outputs
         return outputs
 
-    replayed = keras.models.clone_model(
-        model, clone_function=_same, call_function=call
-    )
+    replayed = keras.models.clone_model(model, clone_function=_same, call_function=call)
     outputs = {LOGITS: replayed.output, **captured}
     return keras.Model(replayed.inputs, outputs, name=f"{model.name}_features")
 

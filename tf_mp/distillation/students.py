@@ -158,7 +158,8 @@ def _build(teacher, config):
 def _within(argument, value, maximum):
     if value is None:
         return maximum
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not is_int or not 1 <= value <= maximum:
         raise ValueError(
             f"`{argument}` must be an int from 1 to the teacher's {maximum}. "
             f"Received: {argument}={value!r}"

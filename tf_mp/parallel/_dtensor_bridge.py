@@ -40,10 +40,10 @@ import numpy as np
 import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.common import masking as _keras_masking
-from keras.src.losses import loss as _keras_loss
-from keras.src.models import functional as _keras_functional
 from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
+from keras.src.losses import loss as _keras_loss
+from keras.src.models import functional as _keras_functional
 from tensorflow.dtensor.python import api as _dtensor_api
 from tensorflow.experimental import dtensor
 
