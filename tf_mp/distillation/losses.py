@@ -1,21 +1,26 @@
 """Distillation terms beyond logits: hidden states and attention distributions.
 
-Each term uses Keras loss objects, so under a `tf.distribute` strategy it is
-scaled per replica exactly as the compiled loss is. Soft-target logits
-distillation is `keras.distillation.LogitsDistillation`, reused as is.
+Per-token and per-distribution values come from Keras's own loss functions
+(`keras.losses.mean_squared_error`, `keras.losses.kl_divergence`). Their masked
+mean is divided by the *global* count of kept tokens: under a `tf.distribute`
+strategy each replica returns its share of the global mean (the convention
+Keras's compiled losses follow), so the summed gradients and the logged values
+equal single-device ones even when replicas hold different numbers of padding
+tokens. Soft-target logits distillation is `keras.distillation.
+LogitsDistillation`, reused.
 """
 
 import keras
-
-_MSE = keras.losses.MeanSquaredError(reduction="mean_with_sample_weight")
-_KL = keras.losses.KLDivergence(reduction="mean_with_sample_weight")
+import tensorflow as tf
 
 
 def hidden_state_loss(teacher_hidden, student_hidden, padding_mask=None):
     """Mean squared error between hidden states, averaged over the tokens that
     `padding_mask` (batch, seq) keeps: mean over tokens of mean over features."""
-    weights = _token_weights(padding_mask, student_hidden)
-    return _MSE(_float(teacher_hidden), _float(student_hidden), sample_weight=weights)
+    per_token = keras.losses.mean_squared_error(
+        _float(teacher_hidden), _float(student_hidden)
+    )
+    return _masked_mean(per_token, padding_mask)
 
 
 def attention_loss(teacher_scores, student_scores, padding_mask=None):
@@ -27,18 +32,23 @@ def attention_loss(teacher_scores, student_scores, padding_mask=None):
     if teacher_scores.shape[1] != student_scores.shape[1]:
         teacher_scores = keras.ops.mean(teacher_scores, axis=1, keepdims=True)
         student_scores = keras.ops.mean(student_scores, axis=1, keepdims=True)
-    weights = None
+    per_query = keras.losses.kl_divergence(teacher_scores, student_scores)
     if padding_mask is not None:
-        # (batch, 1, query) -> one weight per (batch, head, query) distribution.
-        weights = keras.ops.expand_dims(_float(padding_mask), 1)
-        weights = keras.ops.broadcast_to(weights, keras.ops.shape(teacher_scores)[:3])
-    return _KL(teacher_scores, student_scores, sample_weight=weights)
+        padding_mask = keras.ops.expand_dims(padding_mask, 1)  # (batch, 1, query)
+    return _masked_mean(per_query, padding_mask)
 
 
-def _token_weights(padding_mask, hidden):
-    if padding_mask is None:
-        return None
-    return keras.ops.broadcast_to(_float(padding_mask), keras.ops.shape(hidden)[:2])
+def _masked_mean(values, mask):
+    """sum(values * mask) / global sum(mask): this replica's share of the mean."""
+    weights = keras.ops.ones_like(values)
+    if mask is not None:
+        weights = weights * _float(mask)
+    total = keras.ops.sum(values * weights)
+    count = keras.ops.sum(weights)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    return total / keras.ops.maximum(count, 1.0)
 
 
 def _float(x):

@@ -1,0 +1,200 @@
+"""Distillation on SST-2: tf_mp.Distiller vs labels alone vs keras.distillation.
+
+Teacher: the pretrained all-MiniLM-L6-v2 fine-tuned as a 2-class
+`BertTextClassifier` on the first `--rows` SST-2 training rows (cached). Two
+students: (a) teacher blocks [0, 2, 4] copied (DistilBERT-style) and (b) the
+same blocks sliced to `--narrow-heads` heads and `--narrow-ff` feed-forward
+units (<= 25% of the teacher's encoder parameters). Each student trains from the
+same initial weights for the same number of optimizer steps (`--epochs` x
+rows / batch) three ways, in one run:
+
+* labels alone (cross-entropy on the labelled rows);
+* `keras.distillation.Distiller` with `LogitsDistillation(temperature=T)` and
+  `student_loss_weight=alpha`, as a Keras user would write it;
+* `tf_mp.Distiller` (logits + hidden states, uniform layer map) fed by a
+  `TeacherCache` over the labelled rows plus `--transfer` further training rows
+  used without their labels (sample weight 0 in the student loss).
+
+Prints one JSON line: dev accuracies, their ratio to the teacher's, encoder
+parameters as a fraction of the teacher's, inference examples/second (batch 32)
+next to the teacher's, and the epoch-time ratio of cached tf_mp distillation to
+labels alone (second epochs).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", help="Teacher checkpoint (default: MiniLM).")
+    parser.add_argument("--rows", type=int, default=4096, help="Labelled rows.")
+    parser.add_argument("--transfer", type=int, default=8192, help="Unlabelled rows.")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--hidden-weight", type=float, default=1.0)
+    parser.add_argument("--narrow-heads", type=int, default=8)
+    parser.add_argument("--narrow-ff", type=int, default=1024)
+    parser.add_argument("--lr-copied", type=float, default=5e-5)
+    parser.add_argument("--lr-narrow", type=float, default=1e-4)
+    return parser.parse_args()
+
+
+class EpochTimes:
+    """A Keras callback recording each epoch's wall time."""
+
+    def __new__(cls):
+        import keras
+
+        class _EpochTimes(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+        return _EpochTimes()
+
+
+def main():
+    args = parse_args()
+    import sst2_teacher as sst2
+
+    preset = args.preset or sst2.minilm_path()
+    import keras
+    import numpy as np
+
+    import tf_mp
+    from tf_mp import distillation
+
+    sentences, labels = sst2.read_tsv("train", args.rows)
+    extra, _ = sst2.read_tsv("train", args.transfer, offset=args.rows)
+    dev_sentences, dev_labels = sst2.read_tsv("dev")
+    x = sst2.tokenize(preset, sentences, args.seq_len)
+    x_extra = sst2.tokenize(preset, extra, args.seq_len)
+    x_dev = sst2.tokenize(preset, dev_sentences, args.seq_len)
+    y, y_dev = np.asarray(labels, "int32"), np.asarray(dev_labels, "int32")
+
+    teacher, finetune_s = sst2.fine_tuned_teacher(preset, x, y, args.seq_len)
+    teacher_acc = sst2.accuracy(teacher, x_dev, y_dev)
+    teacher_params = distillation.encoder_parameters(teacher)
+    steps = args.rows // args.batch_size
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    metrics = ["sparse_categorical_accuracy"]
+    labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1)
+
+    students = {
+        "a_copied_blocks_0_2_4": (dict(layers=[0, 2, 4]), args.lr_copied),
+        "b_narrow": (
+            dict(
+                layers=[0, 2, 4],
+                num_heads=args.narrow_heads,
+                intermediate_dim=args.narrow_ff,
+            ),
+            args.lr_narrow,
+        ),
+    }
+    # One cache for both students: both read teacher blocks {1, 3, 5}.
+    probe = tf_mp.Distiller(
+        teacher,
+        distillation.student_from_teacher(teacher, layers=[0, 2, 4]),
+        hidden_weight=args.hidden_weight,
+    )
+    cache = distillation.TeacherCache.for_distiller(probe)
+    pool_x = {k: np.concatenate([x[k], x_extra[k]]) for k in x}
+    pool_y = np.concatenate([y, np.zeros(len(extra), "int32")])
+    pool_w = np.concatenate([np.ones(len(y)), np.zeros(len(extra))]).astype("float32")
+    start = time.perf_counter()
+    cached = cache.attach(sst2.dataset(pool_x, pool_y, 256, sample_weight=pool_w))
+    cache_s = time.perf_counter() - start
+    cached_train = (
+        cached.shuffle(len(pool_y), seed=2).repeat().batch(args.batch_size).prefetch(2)
+    )
+
+    results = {}
+    for name, (recipe, lr) in students.items():
+        row = {}
+        for method in ("labels", "keras_distiller", "tf_mp_distiller"):
+            keras.utils.set_random_seed(0)
+            student = distillation.student_from_teacher(teacher, **recipe)
+            times = EpochTimes()
+            if method == "labels":
+                model, data, kwargs = student, labelled, {}
+                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+            elif method == "keras_distiller":
+                model = keras.distillation.Distiller(
+                    teacher=teacher,
+                    student=student,
+                    distillation_losses=keras.distillation.LogitsDistillation(
+                        temperature=args.temperature
+                    ),
+                    student_loss_weight=args.alpha,
+                )
+                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+                data, kwargs = labelled, {}
+            else:
+                model = tf_mp.Distiller(
+                    teacher,
+                    student,
+                    temperature=args.temperature,
+                    alpha=args.alpha,
+                    hidden_weight=args.hidden_weight,
+                )
+                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+                data, kwargs = cached_train, {"steps_per_epoch": steps}
+            model.fit(data, epochs=args.epochs, callbacks=[times], verbose=2, **kwargs)
+            acc = sst2.accuracy(student, x_dev, y_dev)
+            row[method] = {
+                "dev_accuracy": round(acc, 4),
+                "fraction_of_teacher": round(acc / teacher_acc, 4),
+                "epoch_s": [round(s, 1) for s in times.seconds],
+            }
+            if method == "tf_mp_distiller":
+                trained = student
+        row["encoder_params_fraction"] = round(
+            distillation.encoder_parameters(trained) / teacher_params, 4
+        )
+        speed = sst2.examples_per_second(
+            {"teacher": teacher, "student": trained}, x_dev
+        )
+        row["inference_examples_per_s"] = {k: round(v, 1) for k, v in speed.items()}
+        row["speedup_vs_teacher"] = round(speed["student"] / speed["teacher"], 2)
+        row["cached_epoch_vs_labels_epoch"] = round(
+            row["tf_mp_distiller"]["epoch_s"][-1] / row["labels"]["epoch_s"][-1], 3
+        )
+        results[name] = row
+
+    print(
+        json.dumps(
+            {
+                "benchmark": "bench_distill",
+                "rows": args.rows,
+                "transfer_rows": args.transfer,
+                "seq_len": args.seq_len,
+                "steps": steps * args.epochs,
+                "temperature": args.temperature,
+                "alpha": args.alpha,
+                "hidden_weight": args.hidden_weight,
+                "teacher_dev_accuracy": round(teacher_acc, 4),
+                "teacher_finetune_s": round(finetune_s, 1),
+                "teacher_cache_s": round(cache_s, 1),
+                "students": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

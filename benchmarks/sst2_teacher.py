@@ -1,0 +1,116 @@
+"""SST-2 token data and a fine-tuned all-MiniLM-L6-v2 teacher, for the benchmarks.
+
+Reads GLUE SST-2 from `../shared/data/sst2` and the pretrained checkpoint from
+`../shared/scripts/fetch_minilm.sh`. The fine-tuned teacher's weights are cached
+under `~/.cache/tf_mp_bench/` keyed by its recipe, so later benchmarks reuse it.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SST2 = os.path.join(HERE, "..", "..", "shared", "data", "sst2")
+CACHE = os.path.expanduser(os.environ.get("TF_MP_BENCH_CACHE", "~/.cache/tf_mp_bench"))
+
+
+def minilm_path():
+    script = os.path.join(HERE, "..", "..", "shared", "scripts", "fetch_minilm.sh")
+    return subprocess.check_output(["bash", script], text=True).strip()
+
+
+def read_tsv(split, limit=None, offset=0):
+    """(sentences, labels) of a GLUE TSV split, rows [offset, offset + limit)."""
+    with open(os.path.join(SST2, f"{split}.tsv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = rows[offset : offset + limit if limit else None]
+    return [r["sentence"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def tokenize(preset, sentences, seq_len):
+    """Token dicts (numpy) for `sentences` with the preset's preprocessor."""
+    import keras_hub
+    import numpy as np
+    import tensorflow as tf
+
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(
+        preset, sequence_length=seq_len
+    )
+    batches = tf.data.Dataset.from_tensor_slices(sentences).batch(256).map(preprocessor)
+    parts = list(batches.as_numpy_iterator())
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def dataset(x, y, batch_size, sample_weight=None, shuffle_seed=None):
+    import tensorflow as tf
+
+    columns = (x, y) if sample_weight is None else (x, y, sample_weight)
+    data = tf.data.Dataset.from_tensor_slices(columns)
+    if shuffle_seed is not None:
+        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(2)
+
+
+def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
+    """A MiniLM `BertTextClassifier` fine-tuned on (x, y); cached on disk.
+
+    Returns `(teacher, seconds spent fine-tuning or 0.0 when reloaded)`.
+    """
+    import keras
+    import keras_hub
+    import numpy as np
+
+    recipe = dict(
+        preset=os.path.basename(preset.rstrip("/")),
+        rows=len(y),
+        seq_len=seq_len,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        data=hashlib.sha256(np.ascontiguousarray(x["token_ids"])).hexdigest()[:12],
+    )
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    path = os.path.join(CACHE, f"teacher_{key}.weights.h5")
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    teacher = keras_hub.models.BertTextClassifier(
+        backbone, num_classes=2, preprocessor=None
+    )
+    if os.path.exists(path):
+        teacher.load_weights(path)
+        return teacher, 0.0
+    teacher.compile(
+        optimizer=keras.optimizers.AdamW(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["sparse_categorical_accuracy"],
+    )
+    start = time.perf_counter()
+    teacher.fit(dataset(x, y, batch_size, shuffle_seed=0), epochs=epochs, verbose=2)
+    seconds = time.perf_counter() - start
+    os.makedirs(CACHE, exist_ok=True)
+    teacher.save_weights(path)
+    return teacher, seconds
+
+
+def accuracy(model, x, y, batch_size=64):
+    import numpy as np
+
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
+
+
+def examples_per_second(models, x, batch_size=32, rounds=3):
+    """Inference throughput of each model on `x`, interleaved, best of `rounds`."""
+    best = {name: 0.0 for name in models}
+    for model in models.values():
+        model.predict(x, batch_size=batch_size, verbose=0)  # trace
+    n = len(next(iter(x.values())))
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.predict(x, batch_size=batch_size, verbose=0)
+            best[name] = max(best[name], n / (time.perf_counter() - start))
+    return best

@@ -1,0 +1,86 @@
+"""Distillation with a sharded teacher (DTensor) and under MirroredStrategy
+equals single-device distillation (dropout 0)."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_mp
+from tests.distillation import tiny_bert
+
+
+def _teacher():
+    teacher = tiny_bert.classifier(seed=0)
+    logits = teacher.get_layer("logits")
+    # A confident teacher with peaked attention: every term well above float32
+    # rounding, so the comparison below checks them all.
+    logits.kernel.assign(logits.kernel * 50.0)
+    for weight in teacher.weights:
+        if "transformer_layer_3/self_attention_layer/" in weight.path and (
+            weight.path.endswith("query/kernel") or weight.path.endswith("key/kernel")
+        ):
+            weight.assign(weight * 6.0)
+    return teacher
+
+
+def _student():
+    return tiny_bert.classifier(num_layers=2, hidden=8, heads=2, ff=16, seed=1)
+
+
+def _train(distiller):
+    # SGD: Adam turns float noise in gradients that are zero in exact arithmetic
+    # (attention key biases) into full-size steps, so weights could not be
+    # compared. Adam on meshes is covered by the engine's equivalence tests.
+    tiny_bert.compile_distiller(distiller, learning_rate=0.1, optimizer="sgd")
+    history = distiller.fit(tiny_bert.dataset(n=32, batch_size=8), epochs=2, verbose=0)
+    return history.history, [w.numpy() for w in distiller.student.weights]
+
+
+def _reference(teacher, **kwargs):
+    return _train(tf_mp.Distiller(teacher, _student(), **kwargs))
+
+
+KWARGS = dict(hidden_weight=1.0, attention_weight=1.0, temperature=2.0)
+
+
+@pytest.mark.parametrize("mesh_shape", [(1, 2), (2, 2)])
+def test_sharded_teacher_distils_like_an_unsharded_one(make_mesh, mesh_shape):
+    teacher = _teacher()
+    history, weights = _reference(teacher, **KWARGS)
+    with tf_mp.ModelParallel(make_mesh(mesh_shape)).scope():
+        sharded = keras_hub.models.BertTextClassifier(
+            tf_mp.models.partition_bert(teacher.backbone),
+            num_classes=2,
+            preprocessor=None,
+            dropout=0.0,
+        )
+        sharded.set_weights(teacher.get_weights())
+        distiller = tf_mp.Distiller(sharded, _student(), **KWARGS)
+    query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
+    assert query.value.layout.sharding_specs[1] == "model"
+    sharded_history, sharded_weights = _train(distiller)
+    for name, values in history.items():
+        np.testing.assert_allclose(
+            sharded_history[name], values, rtol=1e-5, atol=1e-7, err_msg=name
+        )
+    for a, b in zip(weights, sharded_weights):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_mirrored_strategy_distils_like_one_device(virtual_devices):
+    teacher = _teacher()
+    history, weights = _reference(teacher, **KWARGS)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mirrored_teacher = _teacher()
+        distiller = tf_mp.Distiller(mirrored_teacher, _student(), **KWARGS)
+        mirrored_history, mirrored_weights = _train(distiller)
+    for name, values in history.items():
+        np.testing.assert_allclose(
+            mirrored_history[name], values, rtol=1e-5, atol=1e-7, err_msg=name
+        )
+    for a, b in zip(weights, mirrored_weights):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    assert keras.distribution.distribution() is None
