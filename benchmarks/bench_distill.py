@@ -45,6 +45,7 @@ def parse_args():
     parser.add_argument("--narrow-ff", type=int, default=1024)
     parser.add_argument("--lr-copied", type=float, default=5e-5)
     parser.add_argument("--lr-narrow", type=float, default=1e-4)
+    parser.add_argument("--teacher-lr", type=float, default=1e-4)
     return parser.parse_args()
 
 
@@ -87,7 +88,9 @@ def main():
     x_dev = sst2.tokenize(preset, dev_sentences, args.seq_len)
     y, y_dev = np.asarray(labels, "int32"), np.asarray(dev_labels, "int32")
 
-    teacher, finetune_s = sst2.fine_tuned_teacher(preset, x, y, args.seq_len)
+    teacher, finetune_s = sst2.fine_tuned_teacher(
+        preset, x, y, args.seq_len, lr=args.teacher_lr
+    )
     teacher_acc = sst2.accuracy(teacher, x_dev, y_dev)
     teacher_params = distillation.encoder_parameters(teacher)
     steps = args.rows // args.batch_size
@@ -187,6 +190,7 @@ def main():
                 "temperature": args.temperature,
                 "alpha": args.alpha,
                 "hidden_weight": args.hidden_weight,
+                "teacher_lr": args.teacher_lr,
                 "teacher_dev_accuracy": round(teacher_acc, 4),
                 "teacher_finetune_s": round(finetune_s, 1),
                 "teacher_cache_s": round(cache_s, 1),

@@ -59,6 +59,21 @@ def test_the_teacher_runs_once_per_dataset_and_reloads_from_disk(tmp_path):
     )
 
 
+def test_half_precision_cache_halves_memory_and_still_trains():
+    teacher = tiny_bert.classifier(seed=0)
+    full = TeacherCache(teacher, hidden_blocks=[3]).attach(tiny_bert.dataset())
+    half = TeacherCache(teacher, hidden_blocks=[3], dtype="float16")
+    half_data = half.attach(tiny_bert.dataset())
+    spec = half_data.element_spec[0]["teacher_outputs"]["hidden_state_3"]
+    assert spec.dtype == tf.float16
+    a = np.stack([e[0]["teacher_outputs"]["hidden_state_3"] for e in full])
+    b = np.stack([e[0]["teacher_outputs"]["hidden_state_3"] for e in half_data])
+    np.testing.assert_allclose(b.astype("float32"), a, rtol=1e-2, atol=1e-3)
+    distiller = _distiller(teacher, hidden_weight=1.0, layer_map={1: 3})
+    history = distiller.fit(half_data.batch(8), epochs=2, verbose=0).history
+    assert history["loss"][1] < history["loss"][0]
+
+
 def test_missing_cached_blocks_are_named():
     teacher = tiny_bert.classifier(seed=0)
     distiller = _distiller(teacher, hidden_weight=1.0)

@@ -199,7 +199,8 @@ class Distiller(keras.Model):
         terms = {"student_loss": (self.alpha, student_loss)}
         if "distillation_loss" in self._trackers:
             value = self._logits_loss.compute_loss(
-                _get(teacher, features_lib.LOGITS), keras.ops.cast(y_pred, "float32")
+                keras.ops.cast(_get(teacher, features_lib.LOGITS), "float32"),
+                keras.ops.cast(y_pred, "float32"),
             )
             terms["distillation_loss"] = (1.0 - self.alpha, value)
         if self.layer_map:

@@ -34,9 +34,25 @@ class TeacherCache:
         attention_blocks: teacher block indices whose attention distributions to
             keep (`distiller.teacher_blocks_needed[1]`).
         directory: optional directory for an on-disk copy.
+        dtype: storage dtype of the cached outputs, `"float32"` (default) or
+            `"float16"` / `"bfloat16"` to halve the memory of hidden states.
+            The losses are computed in float32 either way.
     """
 
-    def __init__(self, teacher, hidden_blocks=(), attention_blocks=(), directory=None):
+    def __init__(
+        self,
+        teacher,
+        hidden_blocks=(),
+        attention_blocks=(),
+        directory=None,
+        dtype="float32",
+    ):
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(
+                "`dtype` must be 'float32', 'float16' or 'bfloat16'. "
+                f"Received: dtype={dtype!r}"
+            )
+        self.dtype = dtype
         self.teacher = teacher
         self.hidden_blocks = sorted(set(int(b) for b in hidden_blocks))
         self.attention_blocks = sorted(set(int(b) for b in attention_blocks))
@@ -48,10 +64,12 @@ class TeacherCache:
         self.teacher_runs = 0  # How many datasets the teacher actually ran over.
 
     @classmethod
-    def for_distiller(cls, distiller, directory=None):
+    def for_distiller(cls, distiller, directory=None, dtype="float32"):
         """A cache holding exactly what `distiller` reads from its teacher."""
         hidden, attention = distiller.teacher_blocks_needed
-        return cls(distiller.teacher, hidden, attention, directory=directory)
+        return cls(
+            distiller.teacher, hidden, attention, directory=directory, dtype=dtype
+        )
 
     def attach(self, data):
         """The examples of `data` with the teacher's outputs, unbatched."""
@@ -80,14 +98,18 @@ class TeacherCache:
             tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0
         )
         self.teacher_runs += 1
-        outputs = {k: np.asarray(v, dtype="float32") for k, v in outputs.items()}
+        outputs = {
+            k: tf.cast(tf.constant(np.asarray(v, "float32")), self.dtype)
+            for k, v in outputs.items()
+        }
         return ({INPUTS: x, TEACHER_OUTPUTS: outputs}, *rest)
 
     def _key(self, columns):
         digest = hashlib.sha256()
         for weight in self.teacher.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
-        digest.update(repr((self.hidden_blocks, self.attention_blocks)).encode())
+        blocks = (self.hidden_blocks, self.attention_blocks, self.dtype)
+        digest.update(repr(blocks).encode())
         for array in keras.tree.flatten(columns):
             digest.update(np.ascontiguousarray(array))
         return digest.hexdigest()[:16]
