@@ -84,3 +84,25 @@ def test_mirrored_strategy_distils_like_one_device(virtual_devices):
     for a, b in zip(weights, mirrored_weights):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     assert keras.distribution.distribution() is None
+
+
+def test_cache_of_a_sharded_teacher_feeds_distillation_on_the_mesh(make_mesh):
+    teacher = _teacher()
+    history, _ = _reference(teacher, hidden_weight=1.0)
+    with tf_mp.ModelParallel(make_mesh((2, 2))).scope():
+        sharded = keras_hub.models.BertTextClassifier(
+            tf_mp.models.partition_bert(teacher.backbone),
+            num_classes=2,
+            preprocessor=None,
+            dropout=0.0,
+        )
+        sharded.set_weights(teacher.get_weights())
+        distiller = tf_mp.Distiller(sharded, _student(), hidden_weight=1.0)
+    # Built outside the scope: the cache's feature model joins the teacher's mesh.
+    cache = tf_mp.distillation.TeacherCache.for_distiller(distiller)
+    train = cache.attach(tiny_bert.dataset(n=32, batch_size=8)).batch(8)
+    tiny_bert.compile_distiller(distiller, learning_rate=0.1, optimizer="sgd")
+    cached = distiller.fit(train, epochs=2, verbose=0).history
+    assert cache.teacher_runs == 1
+    for name, values in history.items():
+        np.testing.assert_allclose(cached[name], values, rtol=1e-5, err_msg=name)

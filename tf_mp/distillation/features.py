@@ -1,6 +1,8 @@
 """What distillation reads from a model, in one forward pass: its outputs, and the
 hidden states and attention distributions of encoder blocks nested inside it."""
 
+import contextlib
+
 import keras
 import keras_hub
 
@@ -73,9 +75,15 @@ def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
             captured[hidden_key(wanted_hidden[id(layer)])] = outputs
         return outputs
 
-    replayed = keras.models.clone_model(model, clone_function=_same, call_function=call)
-    outputs = {LOGITS: replayed.output, **captured}
-    return keras.Model(replayed.inputs, outputs, name=f"{model.name}_features")
+    # A model sharded on a mesh gets its feature model built in the same scope,
+    # so it trains and predicts with the mesh's step functions too.
+    distribution = _dtensor_bridge.distribution_of(model)
+    with distribution.scope() if distribution else contextlib.nullcontext():
+        replayed = keras.models.clone_model(
+            model, clone_function=_same, call_function=call
+        )
+        outputs = {LOGITS: replayed.output, **captured}
+        return keras.Model(replayed.inputs, outputs, name=f"{model.name}_features")
 
 
 def _same(layer):

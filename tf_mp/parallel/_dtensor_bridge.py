@@ -428,6 +428,11 @@ def attach_model(model, distribution):
         object.__setattr__(model, f"make_{kind}_function", maker)
 
 
+def distribution_of(model):
+    """The `ModelParallel` a model was built in the scope of, else `None`."""
+    return getattr(model, "_tf_mp_distribution", None)
+
+
 def _adopt_model_state(model, distribution):
     variables = list(model.variables) + list(model.metrics_variables)
     optimizer = getattr(model, "optimizer", None)
