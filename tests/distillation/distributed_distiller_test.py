@@ -25,6 +25,18 @@ def _teacher():
     return teacher
 
 
+def _sharded_copy(teacher):
+    """The teacher with partitioned blocks, built in the open mesh scope."""
+    sharded = keras_hub.models.BertTextClassifier(
+        tf_mp.models.partition_bert(teacher.backbone),
+        num_classes=2,
+        preprocessor=None,
+        dropout=0.0,
+    )
+    sharded.set_weights(teacher.get_weights())
+    return sharded
+
+
 def _student():
     return tiny_bert.classifier(num_layers=2, hidden=8, heads=2, ff=16, seed=1)
 
@@ -50,13 +62,7 @@ def test_sharded_teacher_distils_like_an_unsharded_one(make_mesh, mesh_shape):
     teacher = _teacher()
     history, weights = _reference(teacher, **KWARGS)
     with tf_mp.ModelParallel(make_mesh(mesh_shape)).scope():
-        sharded = keras_hub.models.BertTextClassifier(
-            tf_mp.models.partition_bert(teacher.backbone),
-            num_classes=2,
-            preprocessor=None,
-            dropout=0.0,
-        )
-        sharded.set_weights(teacher.get_weights())
+        sharded = _sharded_copy(teacher)
         distiller = tf_mp.Distiller(sharded, _student(), **KWARGS)
     query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
     assert query.value.layout.sharding_specs[1] == "model"
@@ -90,13 +96,7 @@ def test_cache_of_a_sharded_teacher_feeds_distillation_on_the_mesh(make_mesh):
     teacher = _teacher()
     history, _ = _reference(teacher, hidden_weight=1.0)
     with tf_mp.ModelParallel(make_mesh((2, 2))).scope():
-        sharded = keras_hub.models.BertTextClassifier(
-            tf_mp.models.partition_bert(teacher.backbone),
-            num_classes=2,
-            preprocessor=None,
-            dropout=0.0,
-        )
-        sharded.set_weights(teacher.get_weights())
+        sharded = _sharded_copy(teacher)
         distiller = tf_mp.Distiller(sharded, _student(), hidden_weight=1.0)
     # Built outside the scope: the cache's feature model joins the teacher's mesh.
     cache = tf_mp.distillation.TeacherCache.for_distiller(distiller)

@@ -76,8 +76,10 @@ class TeacherCache:
         if id(data) in self._memory:
             return self._memory[id(data)][1]
         columns, batch_size = _collect(data)
-        key = self._key(columns)
-        path = os.path.join(self.directory, key) if self.directory else None
+        # Hashing the weights and data is only needed to name an on-disk copy.
+        path = (
+            os.path.join(self.directory, self._key(columns)) if self.directory else None
+        )
         if path and os.path.exists(os.path.join(path, "done")):
             dataset = tf.data.Dataset.load(os.path.join(path, "dataset"))
         else:
