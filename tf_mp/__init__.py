@@ -1,6 +1,7 @@
 """tf_mp: model parallelism, distillation and AutoML for BERT-style Keras 3 models on
 TensorFlow."""
 
+from tf_mp import automl
 from tf_mp import distillation
 from tf_mp import layers
 from tf_mp import models

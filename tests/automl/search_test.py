@@ -1,0 +1,177 @@
+"""`search_student` on tiny random-init BERTs: every tuner kind, the budget,
+the shared teacher cache, the result object."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tf_mp
+from tests.distillation import tiny_bert
+from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import search_student
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return tiny_bert.classifier(seed=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_bert.data(64, seed=0), tiny_bert.data(32, seed=1)
+
+
+def _search(teacher, data, directory, **kwargs):
+    train, validation = data
+    kwargs.setdefault("tuner", "random")
+    kwargs.setdefault("max_trials", 3)
+    return search_student(
+        teacher,
+        train,
+        validation,
+        batch_size=16,
+        directory=str(directory),
+        project_name="search",
+        seed=1,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "tuner, extra",
+    [
+        ("random", {}),
+        ("bayesian", {}),
+        # Two brackets: one trial continues another from its checkpoint.
+        ("hyperband", {"epochs": 2, "factor": 2}),
+    ],
+)
+def test_three_trial_search_under_each_tuner(teacher, data, tmp_path, tuner, extra):
+    seen = []
+    result = _search(
+        teacher, data, tmp_path, tuner=tuner, progress=seen.append, **extra
+    )
+
+    assert [t["status"] for t in result.trials] == ["COMPLETED"] * 3
+    assert [t["trial_id"] for t in seen] == [t["trial_id"] for t in result.trials]
+    for trial in result.trials:
+        assert trial["encoder_parameters"] > 0
+        assert trial["latency_ms_batch_1"] > 0 and trial["latency_ms_batch_32"] > 0
+        assert 0.0 <= trial["val_accuracy"] <= 1.0
+        assert {"num_layers", "num_heads", "learning_rate"} <= set(
+            trial["hyperparameters"]
+        )
+    assert result.teacher_runs == 2  # train and validation, once for all trials
+    best = max(t["val_accuracy"] for t in result.trials)
+    assert result.best_trial["val_accuracy"] == best
+    assert result.best_trial in result.pareto_front
+
+    # The best student reloads with the weights that scored.
+    x, y = data[1]
+    scores = result.best_distiller.evaluate(x, y, batch_size=16, return_dict=True)
+    np.testing.assert_allclose(scores["accuracy"], best, atol=1e-6)
+    student = result.best_student
+    assert (
+        tf_mp.distillation.encoder_parameters(student)
+        == (result.best_trial["encoder_parameters"])
+    )
+    assert len(student.weights) < len(result.best_distiller.weights)
+
+
+def test_plot_json_and_summary(teacher, data, tmp_path):
+    result = _search(teacher, data, tmp_path, max_trials=2)
+    png = result.plot(str(tmp_path / "front.png"))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    dumped = json.loads(result.to_json(str(tmp_path / "search.json")))
+    with open(tmp_path / "search.json") as f:
+        assert json.load(f) == dumped
+    assert [t["trial_id"] for t in dumped["trials"]] == ["0", "1"]
+    assert dumped["best_trial"]["trial_id"] in dumped["pareto_front"]
+    lines = result.summary().splitlines()
+    assert len(lines) == 4 and "val_accuracy" in lines[0]
+
+
+def test_over_budget_students_fail_before_training(teacher, data, tmp_path):
+    hypermodel = StudentHyperModel(
+        teacher,
+        num_layers=[1, 4],
+        num_heads=4,
+        intermediate_dim=32,
+        init="teacher",
+        learning_rate=[1e-3, 3e-3],
+    )
+    one_block = tf_mp.distillation.encoder_parameters(teacher) // 4
+    result = _search(
+        teacher,
+        data,
+        tmp_path,
+        hypermodel=hypermodel,
+        max_trials=4,
+        max_params=one_block,
+    )
+    statuses = {t["hyperparameters"]["num_layers"]: set() for t in result.trials}
+    for trial in result.trials:
+        statuses[trial["hyperparameters"]["num_layers"]].add(trial["status"])
+        trained = os.path.exists(
+            os.path.join(
+                result.tuner.get_trial_dir(trial["trial_id"]), "checkpoint.weights.h5"
+            )
+        )
+        if trial["encoder_parameters"] > one_block:
+            assert trial["status"] == "FAILED" and not trained
+            assert "Rejected before training" in trial["reason"]
+            assert f"max_params={one_block:,}" in trial["reason"]
+        else:
+            assert trial["status"] == "COMPLETED" and trained
+    assert statuses == {1: {"COMPLETED"}, 4: {"FAILED"}}
+    assert all(t["hyperparameters"]["num_layers"] == 1 for t in result.pareto_front)
+
+
+def test_a_search_where_every_trial_failed_raises_the_first_reason(
+    teacher, data, tmp_path
+):
+    with pytest.raises(RuntimeError, match="Every trial of the search failed") as info:
+        _search(teacher, data, tmp_path, max_trials=2, max_latency_ms=1e-6)
+    assert "max_latency_ms=1e-06" in str(info.value)
+
+
+def test_shared_cache_gives_the_same_trials_as_running_the_teacher(
+    teacher, data, tmp_path
+):
+    cached = _search(teacher, data, tmp_path / "cached", max_trials=2)
+    uncached = _search(
+        teacher, data, tmp_path / "uncached", max_trials=2, teacher_cache=False
+    )
+    assert uncached.teacher_runs == 0
+    for a, b in zip(cached.trials, uncached.trials):
+        assert a["hyperparameters"] == b["hyperparameters"]
+        np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
+    np.testing.assert_allclose(
+        cached.best_student.get_weights()[3],
+        uncached.best_student.get_weights()[3],
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tuner": "grid"}, "`tuner` must be one of"),
+        ({"max_trials": 0}, "max_trials=0"),
+        ({"max_params": -5}, "max_params=-5"),
+        ({"max_latency_ms": "fast"}, "max_latency_ms='fast'"),
+        ({"epochs": 1.5}, "epochs=1.5"),
+    ],
+)
+def test_bad_arguments(teacher, data, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _search(teacher, data, tmp_path, **kwargs)
+    assert not os.path.exists(tmp_path / "search")
+
+
+def test_data_must_be_a_dataset_or_arrays(teacher, data, tmp_path):
+    with pytest.raises(TypeError, match="`train` must be a `tf.data.Dataset`"):
+        search_student(teacher, [1, 2, 3], data[1], directory=str(tmp_path))

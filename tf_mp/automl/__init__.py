@@ -1,0 +1,7 @@
+"""AutoML: Keras Tuner searches for the best distilled student under a budget."""
+
+from tf_mp.automl.hypermodel import StudentHyperModel
+from tf_mp.automl.latency import measure_latency
+from tf_mp.automl.pareto import pareto_front
+from tf_mp.automl.search import SearchResult
+from tf_mp.automl.search import search_student

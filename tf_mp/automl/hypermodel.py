@@ -1,0 +1,271 @@
+"""`StudentHyperModel`: a Keras Tuner search space over distilled BERT students."""
+
+import contextlib
+import json
+import zlib
+
+import keras
+import keras_tuner
+
+from tf_mp.distillation import students as students_lib
+from tf_mp.distillation.distiller import Distiller
+from tf_mp.distillation.distiller import _uniform_map
+
+
+class StudentHyperModel(keras_tuner.HyperModel):
+    """Builds a compiled `tf_mp.Distiller` for a student sampled from a space.
+
+    Every space argument takes a list of values to choose from, or a single
+    value to fix it. The hidden size is `num_heads x head_size`. With
+    `init="teacher"` (only offered when `head_size` is the teacher's), the
+    student starts from the teacher's weights: depth L copies L evenly spread
+    teacher blocks (`[0, 2, 4]` of 6 for L=3), narrower widths keep the
+    teacher's most important heads and units (see
+    `tf_mp.distillation.student_from_teacher`); `init="random"` starts from a
+    fresh initialisation (`student_from_config`).
+
+    Args:
+        teacher: a fine-tuned BERT classifier (keras-hub `BertTextClassifier`
+            with `preprocessor=None`, plain or partitioned). Frozen.
+        num_layers: student depths. Defaults to 1..teacher depth.
+        num_heads: heads per block. Defaults to the teacher's heads / 4, / 2
+            and x 1.
+        head_size: size of each head. Defaults to the teacher's.
+        intermediate_dim: feed-forward widths. Defaults to the teacher's / 4,
+            / 2 and x 1.
+        init: `"teacher"` and/or `"random"`.
+        temperature: distillation temperatures.
+        alpha: weights of the labels loss (the logits term gets `1 - alpha`).
+        learning_rate: Adam learning rates.
+        hidden_weight: weight of the hidden-state term (a value or choices;
+            0 means logits only, the cheapest teacher cache).
+        distribution: optional `tf_mp.ModelParallel`; students are then built
+            in its scope, and only shapes whose heads and feed-forward units
+            divide its `model_axis` are proposed.
+        model_axis: the tensor-parallel axis of `distribution`'s mesh.
+        loss: the labels loss. Defaults to sparse categorical cross-entropy on
+            logits.
+        metrics: compiled metrics. Defaults to
+            `SparseCategoricalAccuracy(name="accuracy")` (objective
+            `"val_accuracy"`).
+        seed: optional int. When given, each randomly initialised student is
+            seeded from it and its hyperparameters (`keras.utils.
+            set_random_seed`), so a trial rebuilds identically.
+    """
+
+    def __init__(
+        self,
+        teacher,
+        *,
+        num_layers=None,
+        num_heads=None,
+        head_size=None,
+        intermediate_dim=None,
+        init=("teacher", "random"),
+        temperature=(1.0, 2.0, 4.0),
+        alpha=(0.1, 0.3, 0.5, 0.7),
+        learning_rate=(3e-5, 1e-4, 3e-4),
+        hidden_weight=0.0,
+        distribution=None,
+        model_axis="model",
+        loss=None,
+        metrics=None,
+        seed=None,
+        name="student",
+        tunable=True,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        self.teacher = teacher
+        self.teacher_config = students_lib.bert_config(teacher)
+        config = self.teacher_config
+        depth, heads = config["num_layers"], config["num_heads"]
+        units = config["intermediate_dim"]
+        teacher_head_size = config["hidden_dim"] // heads
+        self.teacher_head_size = teacher_head_size
+        self.distribution = distribution
+        self.model_parallelism = _axis_size(distribution, model_axis)
+        k = self.model_parallelism
+        self.space = {
+            "num_layers": _values("num_layers", num_layers, range(1, depth + 1)),
+            "num_heads": _divisible(
+                "num_heads", _values("num_heads", num_heads, _fractions(heads)), k
+            ),
+            "head_size": _values("head_size", head_size, [teacher_head_size]),
+            "intermediate_dim": _divisible(
+                "intermediate_dim",
+                _values("intermediate_dim", intermediate_dim, _fractions(units)),
+                k,
+            ),
+            "init": _values("init", init, ()),
+            "temperature": _values("temperature", temperature, ()),
+            "alpha": _values("alpha", alpha, ()),
+            "learning_rate": _values("learning_rate", learning_rate, ()),
+            "hidden_weight": _values("hidden_weight", hidden_weight, ()),
+        }
+        for argument in ("num_layers", "num_heads", "head_size", "intermediate_dim"):
+            _check_positive(argument, self.space[argument])
+        for value in self.space["init"]:
+            if value not in ("teacher", "random"):
+                raise ValueError(
+                    "`init` values must be 'teacher' or 'random'. "
+                    f"Received: init={init!r}"
+                )
+        self.loss = loss
+        self.metrics = metrics
+        self.seed = seed
+        self._prebuilt = None
+
+    @property
+    def teacher_blocks_needed(self):
+        """Teacher blocks any student of the space reads (for a shared
+        `TeacherCache`): `(hidden_blocks, attention_blocks)`."""
+        if not any(self.space["hidden_weight"]):
+            return [], []
+        depth = self.teacher_config["num_layers"]
+        blocks = set()
+        for layers in self.space["num_layers"]:
+            blocks.update(_uniform_map(layers, depth).values())
+        return sorted(blocks), []
+
+    def student(self, hp):
+        """The (untrained) student for the values in `hp`."""
+        num_layers = hp.Choice("num_layers", self.space["num_layers"])
+        num_heads = hp.Choice("num_heads", self.space["num_heads"])
+        head_size = hp.Choice("head_size", self.space["head_size"])
+        intermediate_dim = hp.Choice("intermediate_dim", self.space["intermediate_dim"])
+        init = "random"
+        with hp.conditional_scope("head_size", [self.teacher_head_size]):
+            if head_size == self.teacher_head_size:
+                init = hp.Choice("init", self.space["init"])
+        with self._scope():
+            if init == "random":
+                if self.seed is not None:
+                    text = json.dumps(hp.values, sort_keys=True).encode()
+                    keras.utils.set_random_seed(self.seed + zlib.crc32(text) % 2**16)
+                return students_lib.student_from_config(
+                    self.teacher,
+                    num_layers=num_layers,
+                    hidden_dim=num_heads * head_size,
+                    num_heads=num_heads,
+                    intermediate_dim=intermediate_dim,
+                )
+            config = self.teacher_config
+            if (
+                num_layers > config["num_layers"]
+                or num_heads > config["num_heads"]
+                or intermediate_dim > config["intermediate_dim"]
+            ):
+                raise keras_tuner.errors.FailedTrialError(
+                    "init='teacher' needs a student no larger than the teacher "
+                    f"({config['num_layers']} layers, {config['num_heads']} heads, "
+                    f"{config['intermediate_dim']} units). Received: "
+                    f"num_layers={num_layers}, num_heads={num_heads}, "
+                    f"intermediate_dim={intermediate_dim}"
+                )
+            return students_lib.student_from_teacher(
+                self.teacher,
+                layers=spread_layers(num_layers, config["num_layers"]),
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+            )
+
+    def prebuilt(self, hp, student):
+        """Hands `build` a student already made for `hp` (the tuner builds and
+        measures it before deciding to train)."""
+        self._prebuilt = (dict(hp.values), student)
+
+    def build(self, hp):
+        student = None
+        if self._prebuilt is not None:
+            values, student = self._prebuilt
+            self._prebuilt = None
+            if values != hp.values:
+                student = None
+        if student is None:
+            student = self.student(hp)
+        else:
+            self.student(hp)  # Registers the same hyperparameters.
+        with self._scope():
+            distiller = Distiller(
+                self.teacher,
+                student,
+                temperature=hp.Choice("temperature", self.space["temperature"]),
+                alpha=hp.Choice("alpha", self.space["alpha"]),
+                hidden_weight=hp.Choice("hidden_weight", self.space["hidden_weight"]),
+            )
+            distiller.compile(
+                optimizer=keras.optimizers.Adam(
+                    hp.Choice("learning_rate", self.space["learning_rate"])
+                ),
+                loss=self.loss
+                or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=self.metrics
+                or [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
+        return distiller
+
+    def _scope(self):
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
+
+
+def spread_layers(num_layers, teacher_depth):
+    """`num_layers` teacher block indices spread evenly from block 0
+    (DistilBERT: 3 of 6 -> [0, 2, 4])."""
+    return [i * teacher_depth // num_layers for i in range(num_layers)]
+
+
+def _fractions(value):
+    return sorted({v for v in (value // 4, value // 2, value) if v >= 1})
+
+
+def _values(argument, value, default):
+    if value is None:
+        value = list(default)
+    if isinstance(value, (str, int, float)):
+        value = [value]
+    try:
+        values = list(dict.fromkeys(value))
+    except TypeError:
+        raise ValueError(
+            f"`{argument}` must be a value or a list of values. "
+            f"Received: {argument}={value!r}"
+        ) from None
+    if not values:
+        raise ValueError(
+            f"`{argument}` offers no value. Received: {argument}={value!r}"
+        )
+    return values
+
+
+def _check_positive(argument, values):
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+        raise ValueError(
+            f"`{argument}` values must be positive integers. "
+            f"Received: {argument}={values}"
+        )
+
+
+def _divisible(argument, values, k):
+    if k == 1:
+        return values
+    kept = [v for v in values if isinstance(v, int) and v % k == 0]
+    if not kept:
+        raise ValueError(
+            f"No `{argument}` value divides the mesh's model axis ({k}). "
+            f"Received: {argument}={values}"
+        )
+    return kept
+
+
+def _axis_size(distribution, model_axis):
+    if distribution is None:
+        return 1
+    shape = distribution.mesh.shape
+    if model_axis not in shape:
+        raise ValueError(
+            f"`model_axis` must be one of the mesh axes {list(shape)}. "
+            f"Received: model_axis={model_axis!r}"
+        )
+    return int(shape[model_axis])

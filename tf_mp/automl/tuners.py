@@ -1,0 +1,104 @@
+"""Keras Tuner tuners that measure each student and enforce the budget first."""
+
+import json
+import os
+
+import keras_tuner
+
+from tf_mp.automl.latency import measure_latency
+from tf_mp.distillation.students import encoder_parameters
+
+PROFILE_FILE = "tf_mp_profile.json"
+LATENCY_BATCH_SIZES = (1, 32)
+
+
+class _Budgeted:
+    """Mixin for a Keras Tuner tuner with a `StudentHyperModel`.
+
+    Before a trial trains, its student is built, counted and timed on this
+    machine; the figures are written to the trial directory; a student over
+    `max_params` (encoder parameters) or `max_latency_ms` (batch 1) fails the
+    trial there, with the figures in its message.
+    """
+
+    def __init__(
+        self,
+        hypermodel,
+        *,
+        example,
+        max_params=None,
+        max_latency_ms=None,
+        progress=None,
+        **kwargs,
+    ):
+        self.example = example
+        self.max_params = max_params
+        self.max_latency_ms = max_latency_ms
+        self.progress = progress
+        super().__init__(hypermodel, **kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        student = self.hypermodel.student(hp)
+        latency = measure_latency(student, self.example, LATENCY_BATCH_SIZES)
+        profile = {
+            "encoder_parameters": encoder_parameters(student),
+            "parameters": int(student.count_params()),
+            **{f"latency_ms_batch_{b}": round(ms, 3) for b, ms in latency.items()},
+        }
+        path = os.path.join(self.get_trial_dir(trial.trial_id), PROFILE_FILE)
+        with open(path, "w") as f:
+            json.dump(profile, f)
+        reason = self._over_budget(profile)
+        if reason:
+            raise keras_tuner.errors.FailedTrialError(reason)
+        self.hypermodel.prebuilt(hp, student)
+        return super().run_trial(trial, *args, **kwargs)
+
+    def _over_budget(self, profile):
+        params = profile["encoder_parameters"]
+        if self.max_params is not None and params > self.max_params:
+            return (
+                "Rejected before training: the student has "
+                f"{params:,} encoder parameters, over "
+                f"max_params={self.max_params:,}."
+            )
+        latency = profile["latency_ms_batch_1"]
+        if self.max_latency_ms is not None and latency > self.max_latency_ms:
+            return (
+                f"Rejected before training: the student takes {latency:.2f} ms "
+                f"per example at batch 1, over max_latency_ms={self.max_latency_ms}."
+            )
+        return None
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.progress is not None:
+            self.progress(trial)
+
+    def profile(self, trial_id):
+        """The measured figures of a trial (`{}` if it was never measured)."""
+        path = os.path.join(self.get_trial_dir(trial_id), PROFILE_FILE)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+
+class RandomSearch(_Budgeted, keras_tuner.RandomSearch):
+    pass
+
+
+class BayesianOptimization(_Budgeted, keras_tuner.BayesianOptimization):
+    pass
+
+
+class Hyperband(_Budgeted, keras_tuner.Hyperband):
+    pass
+
+
+TUNERS = {
+    "random": RandomSearch,
+    "bayesian": BayesianOptimization,
+    "hyperband": Hyperband,
+}
