@@ -106,3 +106,21 @@ def test_cache_of_a_sharded_teacher_feeds_distillation_on_the_mesh(make_mesh):
     assert cache.teacher_runs == 1
     for name, values in history.items():
         np.testing.assert_allclose(cached[name], values, rtol=1e-5, err_msg=name)
+
+
+def test_a_teacher_made_off_mesh_still_scores_after_distilling_on_a_mesh(
+    make_mesh,
+):
+    # The sharded distiller's first step moves the teacher's variables onto the
+    # mesh; models made from the teacher afterwards must run on the mesh too.
+    teacher = _teacher()
+    data = tiny_bert.dataset(n=16, batch_size=8)
+    x, _ = tiny_bert.data(16)
+    before = teacher.predict(x, batch_size=8, verbose=0)
+    mesh = make_mesh((2, 2))
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        distiller = tf_mp.Distiller(teacher, _student(), **KWARGS)
+    _train(distiller)
+    cached = tf_mp.distillation.TeacherCache(teacher).attach(data)
+    logits = np.stack([e[0]["teacher_outputs"]["logits"] for e in cached])
+    np.testing.assert_allclose(logits, before, rtol=1e-5, atol=1e-5)

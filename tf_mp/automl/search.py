@@ -103,13 +103,16 @@ def search_student(
     example = next(iter(train))[0]
 
     cache = None
-    if teacher_cache and os.environ.get("KERASTUNER_TUNER_ID") != "chief":
+    if teacher_cache and not _is_chief():
         hidden, attention = hypermodel.teacher_blocks_needed
         cache = TeacherCache(teacher, hidden, attention)
         train = cache.attach(train).batch(_batch_size(train))
         validation = cache.attach(validation).batch(_batch_size(validation))
 
+    ran = []  # Trials this process ran (a worker cannot list the chief's).
+
     def on_trial_end(trial):
+        ran.append(trial)
         if progress is not None:
             progress(_row(search, trial, objective))
 
@@ -137,7 +140,9 @@ def search_student(
     start = time.perf_counter()
     search.search(train, validation_data=validation, epochs=epochs, verbose=verbose)
     wall_time_s = time.perf_counter() - start
-    return SearchResult(search, objective, wall_time_s, cache)
+    worker = "KERASTUNER_ORACLE_IP" in os.environ and not _is_chief()
+    trials = ran if worker else list(search.oracle.trials.values())
+    return SearchResult(search, trials, objective, wall_time_s, cache)
 
 
 class SearchResult:
@@ -160,16 +165,15 @@ class SearchResult:
             train and validation; 0 without).
     """
 
-    def __init__(self, tuner, objective, wall_time_s, cache=None):
+    def __init__(self, tuner, trials, objective, wall_time_s, cache=None):
         self.tuner = tuner
         self.objective = objective
         self.direction = tuner.oracle.objective.direction
         self.wall_time_s = wall_time_s
         self.teacher_runs = cache.teacher_runs if cache else 0
-        self.trials = [
-            _row(tuner, trial, objective)
-            for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
-        ]
+        trials = sorted(trials, key=lambda t: t.trial_id)
+        self._trial_objects = {t.trial_id: t for t in trials}
+        self.trials = [_row(tuner, trial, objective) for trial in trials]
         completed = [t for t in self.trials if t["status"] == "COMPLETED"]
         if not completed:
             failed = [t for t in self.trials if t.get("reason")]
@@ -178,15 +182,16 @@ class SearchResult:
                 f"Every trial of the search failed ({len(self.trials)} trials). "
                 f"The first failure: {reason}"
             )
-        best_id = tuner.oracle.get_best_trials(1)[0].trial_id
-        self.best_trial = next(t for t in self.trials if t["trial_id"] == best_id)
+        sign = 1.0 if self.direction == "max" else -1.0
+        self.best_trial = max(completed, key=lambda t: sign * t[objective])
         self.pareto_front = _front(completed, objective, self.direction)
         self._best_distiller = None
 
     @property
     def best_distiller(self):
         if self._best_distiller is None:
-            self._best_distiller = self.tuner.get_best_models(1)[0]
+            trial = self._trial_objects[self.best_trial["trial_id"]]
+            self._best_distiller = self.tuner.load_model(trial)
         return self._best_distiller
 
     @property
@@ -245,6 +250,13 @@ def _front(rows, objective, direction):
             rows, maximize=[objective], minimize=[SIZE_KEY, LATENCY_KEY]
         )
     return pareto.pareto_front(rows, minimize=[objective, SIZE_KEY, LATENCY_KEY])
+
+
+def _is_chief():
+    """Keras Tuner's rule: a tuner id containing "chief" serves the oracle."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" in os.environ.get(
+        "KERASTUNER_TUNER_ID", ""
+    )
 
 
 def _row(tuner, trial, objective):

@@ -74,7 +74,8 @@ class _Budgeted:
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         if self.progress is not None:
-            self.progress(trial)
+            # The oracle's copy: scored (by the chief, in distributed mode).
+            self.progress(self.oracle.get_trial(trial.trial_id))
 
     def profile(self, trial_id):
         """The measured figures of a trial (`{}` if it was never measured)."""

@@ -440,6 +440,13 @@ def _adopt_model_state(model, distribution):
         variables += list(optimizer.variables)
     for variable in variables:
         adopt_variable(variable, distribution)
+    # Nested models made outside the scope (a distiller's teacher) now hold mesh
+    # variables: their own fit / evaluate / predict must run on the mesh too.
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, _keras_tf_trainer.TensorFlowTrainer) and (
+            distribution_of(layer) is None
+        ):
+            attach_model(layer, distribution)
 
 
 def _make_function(model, kind, force=False):

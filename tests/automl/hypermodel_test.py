@@ -1,0 +1,126 @@
+"""`StudentHyperModel`: the space it proposes, on and off a mesh."""
+
+import keras_tuner
+import numpy as np
+import pytest
+
+import tf_mp
+from tests.distillation import tiny_bert
+from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import search_student
+from tf_mp.automl.hypermodel import spread_layers
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return tiny_bert.classifier(seed=0)  # 4 blocks, 4 heads of 4, 32 units
+
+
+def _choices(hypermodel):
+    hp = keras_tuner.HyperParameters()
+    hypermodel.build(hp)
+    return {p.name: list(p.values) for p in hp.space if hasattr(p, "values")}
+
+
+def test_default_space_is_drawn_from_the_teacher(teacher):
+    choices = _choices(StudentHyperModel(teacher))
+    assert choices["num_layers"] == [1, 2, 3, 4]
+    assert choices["num_heads"] == [1, 2, 4]
+    assert choices["head_size"] == [4]
+    assert choices["intermediate_dim"] == [8, 16, 32]
+    assert choices["init"] == ["teacher", "random"]
+    assert {"temperature", "alpha", "learning_rate", "hidden_weight"} <= set(choices)
+
+
+def test_teacher_init_copies_spread_blocks(teacher):
+    assert spread_layers(3, 6) == [0, 2, 4]
+    assert spread_layers(2, 4) == [0, 2]
+    hypermodel = StudentHyperModel(
+        teacher, num_layers=2, num_heads=4, intermediate_dim=32, init="teacher"
+    )
+    hp = keras_tuner.HyperParameters()
+    student = hypermodel.build(hp).student
+    source = teacher.backbone.get_layer("transformer_layer_2").get_weights()
+    copied = student.backbone.get_layer("transformer_layer_1").get_weights()
+    for a, b in zip(source, copied):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_random_init_with_a_seed_rebuilds_identically(teacher):
+    hypermodel = StudentHyperModel(teacher, init="random", seed=7)
+    weights = [
+        hypermodel.student(keras_tuner.HyperParameters()).get_weights()
+        for _ in range(2)
+    ]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_other_head_sizes_start_randomly(teacher):
+    hypermodel = StudentHyperModel(teacher, head_size=8, num_heads=2)
+    hp = keras_tuner.HyperParameters()
+    student = hypermodel.student(hp)
+    assert "init" not in hp.values  # Inactive: widths do not match the teacher.
+    assert student.backbone.hidden_dim == 16
+
+
+def test_mesh_keeps_only_shapes_that_divide_the_model_axis(teacher, make_mesh):
+    mesh = make_mesh((1, 4))
+    distribution = tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh))
+    hypermodel = StudentHyperModel(
+        teacher, distribution=distribution, intermediate_dim=[6, 8, 12, 32]
+    )
+    assert hypermodel.space["num_heads"] == [4]
+    assert hypermodel.space["intermediate_dim"] == [8, 12, 32]
+    with pytest.raises(ValueError, match=r"No `num_heads` value divides .*\(4\)"):
+        StudentHyperModel(teacher, distribution=distribution, num_heads=[1, 2])
+    with pytest.raises(ValueError, match="`model_axis` must be one of"):
+        StudentHyperModel(teacher, distribution=distribution, model_axis="tensor")
+
+
+def test_search_on_a_mesh_equals_the_search_on_one_device(teacher, make_mesh, tmp_path):
+    mesh = make_mesh((2, 2))
+    distribution = tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh))
+    results = {}
+    for name, where in (("mesh", distribution), ("one_device", None)):
+        # Its own teacher: training on the mesh moves the teacher there too.
+        teacher = tiny_bert.classifier(seed=0)
+        hypermodel = StudentHyperModel(
+            teacher, distribution=where, num_layers=[1, 2], num_heads=[2, 4], seed=0
+        )
+        results[name] = search_student(
+            teacher,
+            tiny_bert.data(64, seed=0),
+            tiny_bert.data(32, seed=1),
+            tuner="random",
+            max_trials=2,
+            hypermodel=hypermodel,
+            batch_size=16,
+            directory=str(tmp_path / name),
+            seed=0,
+        )
+    sharded, plain = results["mesh"], results["one_device"]
+    assert [t["status"] for t in sharded.trials] == ["COMPLETED"] * 2
+    for a, b in zip(sharded.trials, plain.trials):
+        assert a["hyperparameters"] == b["hyperparameters"]
+        assert a["val_accuracy"] == b["val_accuracy"]
+    report = tf_mp.shard_report(sharded.best_student)
+    assert report.bytes_per_device < report.total_bytes
+    for a, b in zip(
+        sharded.best_student.get_weights(), plain.best_student.get_weights()
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_layers": []}, "`num_layers` offers no value"),
+        ({"num_heads": [0, 2]}, "`num_heads` values must be positive integers"),
+        ({"intermediate_dim": 2.5}, "`intermediate_dim` values must be positive"),
+        ({"init": "pretrained"}, "`init` values must be 'teacher' or 'random'"),
+    ],
+)
+def test_bad_space(teacher, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StudentHyperModel(teacher, **kwargs)
