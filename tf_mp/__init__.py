@@ -1,20 +1,52 @@
 """tf_mp: model parallelism, distillation and AutoML for BERT-style Keras 3 models on
-TensorFlow."""
+TensorFlow.
 
-from tf_mp import automl
-from tf_mp import distillation
-from tf_mp import layers
-from tf_mp import models
-from tf_mp import tpu
-from tf_mp.auto_parallel import auto_parallel
-from tf_mp.distillation import Distiller
-from tf_mp.models.bert_layout_map import bert_layout_map
-from tf_mp.parallel import LayoutMap
-from tf_mp.parallel import Mesh
-from tf_mp.parallel import ModelParallel
-from tf_mp.parallel import ShardReport
-from tf_mp.parallel import configure_virtual_devices
-from tf_mp.parallel import gather
-from tf_mp.parallel import shard_report
+Submodules and names load on first use (PEP 562), so `import tf_mp` does not
+start TensorFlow: `tf_mp.configure_virtual_devices` and the `tf-mp` command can
+act before it initialises.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_SUBMODULES = (
+    "automl",
+    "cli",
+    "data",
+    "distillation",
+    "engines",
+    "layers",
+    "models",
+    "parallel",
+    "tpu",
+)
+_NAMES = {
+    "auto_parallel": "tf_mp.engines",
+    "Distiller": "tf_mp.distillation",
+    "bert_layout_map": "tf_mp.models.bert_layout_map",
+    "LayoutMap": "tf_mp.parallel",
+    "Mesh": "tf_mp.parallel",
+    "ModelParallel": "tf_mp.parallel",
+    "ShardReport": "tf_mp.parallel",
+    "configure_virtual_devices": "tf_mp.parallel",
+    "gather": "tf_mp.parallel",
+    "shard_report": "tf_mp.parallel",
+}
+
+__all__ = [*_SUBMODULES, *_NAMES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"tf_mp.{name}")
+    elif name in _NAMES:
+        module = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'tf_mp' has no attribute {name!r}")
+    globals()[name] = module
+    return module
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

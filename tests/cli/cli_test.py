@@ -1,0 +1,144 @@
+"""`tf-mp`: the demo end to end in a subprocess; each subcommand's bad input
+exits with status 2 and one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_mp.cli import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_demo_runs_the_whole_job(tmp_path):
+    output = tmp_path / "demo"
+    process = subprocess.run(
+        [sys.executable, "-m", "tf_mp", "demo", "--output", str(output)],
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "demo summary" in process.stdout
+    for path in (
+        "teacher/model/config.json",
+        "teacher/model/task.json",
+        "teacher/history.json",
+        "teacher/training_curves.png",
+        "student/student/config.json",
+        "student/teacher_vs_student.png",
+        "search/trials.json",
+        "search/pareto.png",
+        "search/best_student/config.json",
+    ):
+        assert (output / path).exists(), path
+    with open(output / "teacher" / "metrics.json") as f:
+        teacher = json.load(f)
+    with open(output / "student" / "metrics.json") as f:
+        distilled = json.load(f)
+    with open(output / "search" / "trials.json") as f:
+        search = json.load(f)
+    student = distilled["student"]
+    assert teacher["mesh"] == "batch=2,model=2"
+    # The shipped corpus is easy: a trained model is far above chance (0.5).
+    assert teacher["validation_accuracy"] >= 0.85
+    assert student["accuracy"] >= 0.8
+    # The student is block 0 of the teacher's 2.
+    assert (
+        2 * student["encoder parameters"]
+        == (distilled["teacher"]["encoder parameters"])
+    )
+    assert len(search["trials"]) == 3
+    assert 0.5 <= search["best_trial"]["val_accuracy"] <= 1.0
+
+
+def _run(argv, capsys):
+    status = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return status, err
+
+
+def _tsv(tmp_path, text, name="data.tsv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = "sentence\tlabel\n" + "".join(f"text {i}\t{i % 2}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "tiny", "--data", "missing.tsv"], "No such data file"),
+        (["train", "--preset", "tiny", "--data", "{empty}"], "The dataset is empty"),
+        (
+            ["train", "--preset", "tiny", "--data", "{good}", "--text-column", "body"],
+            "Unknown column: text_column='body'",
+        ),
+        (
+            ["train", "--preset", "tiny", "--data", "{good}", "--num-classes", "1"],
+            r"Label 1 is out of range [0, 1)",
+        ),
+        (["train", "--preset", "no_such_bert", "--data", "{good}"], "Unknown preset"),
+        (
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--data",
+                "{good}",
+                "--mesh",
+                "batch=4,model=4",
+            ],
+            "--mesh batch=4,model=4 does not fit the devices",
+        ),
+        (
+            ["train", "--preset", "tiny", "--data", "{good}", "--mesh", "model:2"],
+            "--mesh must look like",
+        ),
+        (
+            ["train", "--preset", "tiny", "--data", "{good}", "--epochs", "0"],
+            "--epochs",
+        ),
+        (["distill", "--teacher", "nowhere", "--data", "{good}"], "no such directory"),
+        (["tune", "--teacher", "nowhere", "--data", "{good}"], "no such directory"),
+        (["devices", "--virtual-devices", "0"], "--virtual-devices must be >= 1"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    files = {
+        "{good}": _tsv(tmp_path, GOOD),
+        "{empty}": _tsv(tmp_path, "sentence\tlabel\n", "empty.tsv"),
+    }
+    argv = [files.get(a, a) for a in argv] + ["--output", str(tmp_path / "out")]
+    if argv[0] == "devices":
+        argv = argv[:-2]
+    status, err = _run(argv, capsys)
+    assert status == 2
+    assert err[0].startswith(f"tf-mp {argv[0]}: error: ") and message in err[0]
+    assert err[1:] == ["(run with --debug for the traceback)"]
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    status = main(["train", "--preset", "tiny", "--data", "missing.tsv", "--debug"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback (most recent call last)" in err
+
+
+def test_devices_lists_the_virtual_cpus_and_mesh_shapes(capsys):
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU" in out and "batch=2,model=4" in out and "batch=8,model=1" in out
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "x.tsv"])  # --preset missing
+    assert info.value.code == 2
+    assert "--preset" in capsys.readouterr().err

@@ -1,0 +1,248 @@
+"""Pieces the `tf-mp` commands share: devices and meshes, data, models, outputs."""
+
+import contextlib
+import json
+import os
+import sys
+
+TINY = "tiny"
+TINY_CONFIG = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 2."""
+
+
+def add_data_arguments(parser):
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        required=True,
+        help="TFDS name (glue/sst2, imdb_reviews, ...), a .tsv/.csv file or a "
+        "directory with train.tsv/dev.tsv (GLUE layout), or tf_mp/sentiment "
+        "(the corpus shipped with tf_mp).",
+    )
+    group.add_argument(
+        "--validation-data",
+        help="Validation source (default: "
+        "the dataset's validation split, else 10%% held out).",
+    )
+    group.add_argument("--data-dir", help="TFDS data directory.")
+    group.add_argument("--text-column", help="Text column / feature name.")
+    group.add_argument("--label-column", help="Label column / feature name.")
+    group.add_argument("--limit", type=int, help="Use the first N training rows.")
+    group.add_argument("--seq-len", type=int, default=128, help="Tokens per example.")
+    group.add_argument("--batch-size", type=int, default=32)
+
+
+def add_device_arguments(parser, default_mesh=None):
+    parser.add_argument(
+        "--mesh",
+        default=default_mesh,
+        help="Device mesh as axis=size pairs, e.g. batch=2,model=4 (default: "
+        "one device).",
+    )
+    parser.add_argument(
+        "--virtual-devices",
+        type=int,
+        help="Split the CPU into N logical devices first (CPU-only machines).",
+    )
+
+
+def setup_devices(args):
+    """Virtual devices (before TensorFlow starts), then the mesh's distribution."""
+    import tf_mp
+
+    if args.virtual_devices is not None:
+        positive("--virtual-devices", args.virtual_devices)
+        try:
+            tf_mp.configure_virtual_devices(args.virtual_devices)
+        except RuntimeError as error:
+            raise UsageError(f"--virtual-devices: {error}") from None
+    if not getattr(args, "mesh", None):
+        return None
+    shape = parse_mesh(args.mesh)
+    try:
+        mesh = tf_mp.Mesh(shape)
+    except ValueError as error:
+        raise UsageError(
+            f"--mesh {args.mesh} does not fit the devices: {error}"
+        ) from None
+    if "model" in shape:
+        layout_map = tf_mp.bert_layout_map(mesh)
+    else:
+        layout_map = tf_mp.LayoutMap(mesh)
+    return tf_mp.ModelParallel(mesh, layout_map, batch_axis=next(iter(shape)))
+
+
+def parse_mesh(text, flag="--mesh"):
+    """`"batch=2,model=4"` -> `{"batch": 2, "model": 4}`."""
+    shape = {}
+    for part in text.split(","):
+        name, _, size = part.partition("=")
+        if not name.strip() or not size.strip().isdigit() or int(size) < 1:
+            raise UsageError(
+                f"{flag} must look like name=2,other=4. Received: {flag} {text}"
+            )
+        shape[name.strip()] = int(size)
+    return shape
+
+
+def positive(flag, value):
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be >= 1. Received: {flag} {value}")
+
+
+def scope(distribution):
+    return distribution.scope() if distribution else contextlib.nullcontext()
+
+
+def load_data(args, num_classes=None):
+    """`(train, validation)` `TextClassificationData` for the data arguments."""
+    import tf_mp
+
+    positive("--limit", args.limit)
+    positive("--seq-len", args.seq_len)
+    positive("--batch-size", args.batch_size)
+    options = dict(
+        data_dir=args.data_dir,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        num_classes=num_classes,
+    )
+    train = tf_mp.data.load(args.data, "train", limit=args.limit, **options)
+    if args.validation_data:
+        validation = tf_mp.data.load(args.validation_data, "validation", **options)
+    else:
+        try:
+            validation = tf_mp.data.load(args.data, "validation", **options)
+        except (ValueError, FileNotFoundError):
+            validation = None
+    if validation is None or validation.texts == train.texts:
+        held = max(1, len(train) // 10)
+        if len(train) < 2:
+            raise UsageError(f"{args.data} has too few rows to hold out validation")
+        validation = train.take(None)
+        validation.texts, validation.labels = train.texts[-held:], train.labels[-held:]
+        train.texts, train.labels = train.texts[:-held], train.labels[:-held]
+    classes = max(train.num_classes, validation.num_classes)
+    train.num_classes = validation.num_classes = classes
+    return train, validation
+
+
+def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None):
+    """`(classifier without preprocessor, preprocessor)` from a keras-hub preset
+    name or directory, or `"tiny"`: a random-init BERT with a word vocabulary
+    built from `texts`."""
+    import keras_hub
+
+    import tf_mp
+
+    if preset == TINY:
+        vocabulary = tf_mp.data.word_vocabulary(texts)
+        preprocessor = tf_mp.data.preprocessor(seq_len, vocabulary=vocabulary)
+        with scope(distribution):
+            backbone = keras_hub.models.BertBackbone(
+                vocabulary_size=len(vocabulary),
+                max_sequence_length=seq_len,
+                dropout=0.0,
+                **TINY_CONFIG,
+            )
+            model = keras_hub.models.BertTextClassifier(
+                backbone, num_classes=num_classes, preprocessor=None, dropout=0.0
+            )
+        return model, preprocessor
+    if not os.path.isdir(preset) and preset not in _known_presets():
+        raise UsageError(
+            f"Unknown preset {preset!r}: not a model directory, not a keras-hub "
+            f"BERT preset name, and not {TINY!r}"
+        )
+    try:
+        preprocessor = tf_mp.data.preprocessor(seq_len, preset=preset)
+        with scope(distribution):
+            extra = {"num_classes": num_classes} if num_classes else {}
+            model = keras_hub.models.TextClassifier.from_preset(
+                preset, preprocessor=None, **extra
+            )
+    except Exception as error:
+        if os.path.isdir(preset) and not isinstance(
+            error, (FileNotFoundError, ValueError)
+        ):
+            raise
+        raise UsageError(
+            f"Unknown preset {preset!r}: not a keras-hub preset available offline or "
+            f"a model directory ({_first_line(error)})"
+        ) from None
+    return model, preprocessor
+
+
+def _known_presets():
+    import keras_hub
+
+    return set(keras_hub.models.TextClassifier.presets) | set(
+        keras_hub.models.BertBackbone.presets
+    )
+
+
+def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=False):
+    import tf_mp
+
+    x = tf_mp.data.encode(preprocessor, data.texts)
+    dataset = tf_mp.data.to_dataset(
+        x,
+        data.labels,
+        batch_size,
+        shuffle_seed=shuffle_seed,
+        drop_remainder=drop_remainder,
+    )
+    return x, dataset
+
+
+def accuracy(model, x, labels, batch_size=64):
+    import numpy as np
+
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+def save_classifier(model, preprocessor, directory):
+    """Writes a keras-hub preset directory (model, tokenizer, preprocessor) that
+    `keras_hub.models.TextClassifier.from_preset` and `--teacher` load."""
+    model.preprocessor = preprocessor
+    try:
+        model.save_to_preset(directory)
+    finally:
+        model.preprocessor = None
+    return directory
+
+
+def write_json(path, value):
+    with open(path, "w") as handle:
+        json.dump(value, handle, indent=2)
+    return path
+
+
+def output_dir(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--output {path}: {error.strerror}") from None
+    return path
+
+
+def verbosity():
+    return 1 if sys.stdout.isatty() else 2
+
+
+def table(rows, headers):
+    """A plain text table."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

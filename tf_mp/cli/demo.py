@@ -1,0 +1,133 @@
+"""`tf-mp demo`: the whole job, offline, on the corpus shipped with tf_mp."""
+
+import os
+import time
+
+from tf_mp.cli import common
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "demo",
+        help="Partition and train a tiny BERT on 4 virtual CPUs, distil it, run a "
+        "3-trial search (offline, a few minutes).",
+    )
+    parser.add_argument("--output", default="tf_mp_demo", help="Output directory.")
+    parser.add_argument("--virtual-devices", type=int, default=4)
+    parser.add_argument("--mesh", default="batch=2,model=2")
+    parser.add_argument("--epochs", type=int, default=6, help="Teacher epochs.")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.set_defaults(run=run)
+
+
+def run(args, parser=None):
+    from tf_mp.cli.main import build_parser
+
+    parser = parser or build_parser()
+    output = common.output_dir(args.output)
+    data = ["--data", "tf_mp/sentiment", "--seq-len", "32", "--batch-size", "16"]
+    stages = {}
+
+    def stage(name, argv):
+        print(f"\n=== {name}: tf-mp {' '.join(argv)}\n", flush=True)
+        start = time.perf_counter()
+        stage_args = parser.parse_args(argv)
+        result = stage_args.run(stage_args)
+        stages[name] = (result, time.perf_counter() - start)
+        return result
+
+    teacher_dir = os.path.join(output, "teacher")
+    trained = stage(
+        "train",
+        [
+            "train",
+            "--preset",
+            "tiny",
+            *data,
+            "--mesh",
+            args.mesh,
+            "--virtual-devices",
+            str(args.virtual_devices),
+            "--epochs",
+            str(args.epochs),
+            "--learning-rate",
+            "1e-3",
+            "--output",
+            teacher_dir,
+        ],
+    )
+    teacher = os.path.join(teacher_dir, "model")
+    distilled = stage(
+        "distill",
+        [
+            "distill",
+            "--teacher",
+            teacher,
+            *data,
+            "--student-layers",
+            "0",
+            "--epochs",
+            "4",
+            "--learning-rate",
+            "1e-3",
+            "--alpha",
+            "0.3",
+            "--output",
+            os.path.join(output, "student"),
+        ],
+    )
+    tuned = stage(
+        "tune",
+        [
+            "tune",
+            "--teacher",
+            teacher,
+            *data,
+            "--tuner",
+            "random",
+            "--trials",
+            str(args.trials),
+            "--epochs",
+            "3",
+            "--max-params",
+            "0.6",
+            "--overwrite",
+            "--output",
+            os.path.join(output, "search"),
+        ],
+    )
+    best = tuned["best_trial"]
+    rows = [
+        (
+            "teacher (2x2 mesh)",
+            trained["validation_accuracy"],
+            f"{trained['parameters']:,} total",
+            f"{stages['train'][1]:.0f}",
+        ),
+        (
+            "distilled student",
+            distilled["student"]["accuracy"],
+            f"{distilled['student']['encoder parameters']:,} encoder",
+            f"{stages['distill'][1]:.0f}",
+        ),
+        (
+            f"best of {tuned['trials']} trials",
+            round(best["val_accuracy"], 4),
+            f"{best['encoder_parameters']:,} encoder",
+            f"{stages['tune'][1]:.0f}",
+        ),
+    ]
+    print("\n=== demo summary\n")
+    print(common.table(rows, ["model", "validation accuracy", "parameters", "seconds"]))
+    print(
+        "\nPlots: "
+        + ", ".join(
+            os.path.join(output, p)
+            for p in (
+                "teacher/training_curves.png",
+                "student/teacher_vs_student.png",
+                "search/pareto.png",
+            )
+        )
+    )
+    return {"train": trained, "distill": distilled, "tune": tuned}

@@ -1,0 +1,47 @@
+"""`tf-mp devices`: what TensorFlow sees, and the mesh shapes that fit."""
+
+from tf_mp.cli import common
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "devices", help="List devices and the mesh shapes that fit them."
+    )
+    parser.add_argument(
+        "--virtual-devices",
+        type=int,
+        help="Split the CPU into N logical devices first.",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    common.setup_devices(args)
+    import tensorflow as tf
+
+    rows = []
+    for kind in ("TPU", "GPU", "CPU"):
+        physical = tf.config.list_physical_devices(kind)
+        logical = tf.config.list_logical_devices(kind)
+        if physical or logical:
+            rows.append((kind, len(physical), len(logical), _names(logical)))
+    print(common.table(rows, ["type", "physical", "logical", "logical names"]))
+    kind = next(r[0] for r in rows if r[2])
+    count = next(r[2] for r in rows if r[2])
+    shapes = [f"batch={b},model={count // b}" for b in _divisors(count)]
+    print(f"\nMesh shapes over the {count} {kind} device(s) (--mesh):")
+    for shape in shapes:
+        print(f"  {shape}")
+    if kind == "CPU" and count == 1:
+        print("  (on CPU, --virtual-devices 8 splits the CPU into 8 devices)")
+    return 0
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _names(devices, shown=3):
+    names = [d.name.split("device:")[-1] for d in devices]
+    more = f" (+{len(names) - shown})" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

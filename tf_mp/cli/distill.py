@@ -1,0 +1,167 @@
+"""`tf-mp distill`: a smaller student from a fine-tuned teacher directory."""
+
+import os
+import time
+
+from tf_mp.cli import common
+from tf_mp.cli import plots
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "distill", help="Distil a fine-tuned teacher into a smaller student."
+    )
+    parser.add_argument(
+        "--teacher",
+        required=True,
+        help="The teacher: a model directory written by `tf-mp train` (or any "
+        "keras-hub text-classifier preset).",
+    )
+    common.add_data_arguments(parser)
+    student = parser.add_argument_group("student (default: every other block)")
+    student.add_argument(
+        "--student-layers",
+        help="Teacher blocks to copy, e.g. 0,2,4 (DistilBERT-style).",
+    )
+    student.add_argument("--num-heads", type=int, help="Slice to N heads per block.")
+    student.add_argument(
+        "--intermediate-dim", type=int, help="Slice to N feed-forward units."
+    )
+    student.add_argument(
+        "--student-config",
+        help="A fresh student instead: num_layers=2,hidden_dim=128,num_heads=2,"
+        "intermediate_dim=512.",
+    )
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--hidden-weight", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="Run the teacher in every step."
+    )
+    parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
+    parser.set_defaults(run=run)
+
+
+def load_teacher(args):
+    """`(teacher, preprocessor)` from `--teacher`."""
+    if not os.path.isdir(args.teacher):
+        raise common.UsageError(f"--teacher {args.teacher}: no such directory")
+    return common.load_classifier(args.teacher, None, args.seq_len)
+
+
+def run(args):
+    common.positive("--epochs", args.epochs)
+    import keras
+
+    import tf_mp
+    from tf_mp import distillation
+
+    teacher, preprocessor = load_teacher(args)
+    classes = teacher.get_config()["num_classes"]
+    train, validation = common.load_data(args, classes)
+    output = common.output_dir(args.output)
+    student = make_student(args, teacher)
+    distiller = tf_mp.Distiller(
+        teacher,
+        student,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        hidden_weight=args.hidden_weight,
+    )
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    x, data = common.encode(preprocessor, train, args.batch_size)
+    x_val, _ = common.encode(preprocessor, validation, args.batch_size)
+    start = time.perf_counter()
+    if not args.no_cache:
+        cache = distillation.TeacherCache.for_distiller(distiller)
+        data = cache.attach(data).shuffle(len(train), seed=0).batch(args.batch_size)
+    print(f"Distilling on {len(train)} examples ({len(validation)} for validation)")
+    history = distiller.fit(data, epochs=args.epochs, verbose=common.verbosity())
+    seconds = time.perf_counter() - start
+    figures = {}
+    for name, model in (("teacher", teacher), ("student", student)):
+        latency = tf_mp.automl.measure_latency(model, x_val, batch_sizes=(32,))
+        figures[name] = {
+            "accuracy": round(common.accuracy(model, x_val, validation.labels), 4),
+            "encoder parameters": distillation.encoder_parameters(model),
+            "examples / s": round(32000.0 / latency[32], 1),
+        }
+    metrics = {
+        "teacher": args.teacher,
+        "data": args.data,
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "distill_seconds": round(seconds, 2),
+        "teacher_cache": not args.no_cache,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        **{name: values for name, values in figures.items()},
+    }
+    paths = {
+        "student": common.save_classifier(
+            student, preprocessor, os.path.join(output, "student")
+        ),
+        "metrics": common.write_json(os.path.join(output, "metrics.json"), metrics),
+        "comparison": plots.comparison(
+            figures, os.path.join(output, "teacher_vs_student.png")
+        ),
+    }
+    t, s = figures["teacher"], figures["student"]
+    print()
+    print(
+        common.table(
+            [
+                ("validation accuracy", t["accuracy"], s["accuracy"]),
+                (
+                    "encoder parameters",
+                    f"{t['encoder parameters']:,}",
+                    f"{s['encoder parameters']:,}",
+                ),
+                ("examples / s (batch 32)", t["examples / s"], s["examples / s"]),
+            ],
+            ["distill", "teacher", "student"],
+        )
+    )
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
+    return metrics
+
+
+def make_student(args, teacher):
+    from tf_mp import distillation
+
+    if args.student_config:
+        if args.student_layers or args.num_heads or args.intermediate_dim:
+            raise common.UsageError(
+                "--student-config builds a fresh student; it cannot be combined "
+                "with --student-layers, --num-heads or --intermediate-dim"
+            )
+        config = common.parse_mesh(args.student_config, flag="--student-config")
+        expected = {"num_layers", "hidden_dim", "num_heads", "intermediate_dim"}
+        if set(config) != expected:
+            raise common.UsageError(
+                f"--student-config needs exactly {sorted(expected)}. "
+                f"Received: --student-config {args.student_config}"
+            )
+        return distillation.student_from_config(teacher, **config)
+    depth = distillation.bert_config(teacher)["num_layers"]
+    if args.student_layers:
+        try:
+            layers = [int(i) for i in args.student_layers.split(",")]
+        except ValueError:
+            raise common.UsageError(
+                "--student-layers must be block numbers like 0,2,4. "
+                f"Received: --student-layers {args.student_layers}"
+            ) from None
+    else:
+        layers = list(range(0, depth, 2))
+    return distillation.student_from_teacher(
+        teacher,
+        layers=layers,
+        num_heads=args.num_heads,
+        intermediate_dim=args.intermediate_dim,
+    )

@@ -1,0 +1,58 @@
+"""The `tf-mp` command line (also `python -m tf_mp`)."""
+
+import argparse
+import sys
+import traceback
+import warnings
+
+from tf_mp.cli import common
+from tf_mp.cli import demo
+from tf_mp.cli import devices
+from tf_mp.cli import distill
+from tf_mp.cli import train
+from tf_mp.cli import tune
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tf-mp",
+        description="Model parallelism, distillation and student search for BERT "
+        "models on TensorFlow / Keras 3.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="Show tracebacks of errors."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in (devices, train, distill, tune, demo):
+        command.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="Show tracebacks of errors.",
+        )
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.debug:
+        # Keras warns about arguments the commands pass on purpose (`shuffle`
+        # with datasets, optimizer state in presets).
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    try:
+        args.run(args)
+    except (common.UsageError, ValueError, TypeError, OSError) as error:
+        if args.debug:
+            traceback.print_exc()
+        message = str(error).strip().splitlines()
+        print(
+            f"tf-mp {args.command}: error: {message[0] if message else error!r}",
+            file=sys.stderr,
+        )
+        if not args.debug:
+            print("(run with --debug for the traceback)", file=sys.stderr)
+        return 2
+    return 0

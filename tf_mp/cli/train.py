@@ -1,0 +1,106 @@
+"""`tf-mp train`: fine-tune a BERT classifier, model-parallel on a mesh."""
+
+import os
+import time
+
+from tf_mp.cli import common
+from tf_mp.cli import plots
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="Fine-tune a BERT classifier with model parallelism."
+    )
+    parser.add_argument(
+        "--preset",
+        required=True,
+        help="keras-hub preset name, a local Hugging Face / keras-hub model "
+        "directory, or 'tiny' (a small random-init BERT).",
+    )
+    common.add_data_arguments(parser)
+    common.add_device_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--num-classes", type=int, help="Default: from the data.")
+    parser.add_argument("--output", default="tf_mp_train", help="Output directory.")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    common.positive("--epochs", args.epochs)
+    common.positive("--num-classes", args.num_classes)
+    distribution = common.setup_devices(args)
+    train, validation = common.load_data(args, args.num_classes)
+    output = common.output_dir(args.output)
+    import keras
+
+    model, preprocessor = common.load_classifier(
+        args.preset, train.num_classes, args.seq_len, train.texts, distribution
+    )
+    batch_axis = distribution.num_replicas_in_sync if distribution else 1
+    if args.batch_size % batch_axis:
+        raise common.UsageError(
+            f"--batch-size {args.batch_size} must divide by the mesh's batch axis "
+            f"({batch_axis})"
+        )
+    _, train_data = common.encode(
+        preprocessor, train, args.batch_size, shuffle_seed=0, drop_remainder=True
+    )
+    x_val, val_data = common.encode(
+        preprocessor, validation, args.batch_size, drop_remainder=batch_axis > 1
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    print(
+        f"Training on {len(train)} examples ({validation.source}: "
+        f"{len(validation)} for validation), mesh {args.mesh or 'none'}"
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=args.epochs,
+        verbose=common.verbosity(),
+    ).history
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in values] for k, values in history.items()}
+    metrics = {
+        "preset": args.preset,
+        "data": args.data,
+        "mesh": args.mesh,
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "num_classes": train.num_classes,
+        "epochs": args.epochs,
+        "train_seconds": round(seconds, 2),
+        "validation_accuracy": round(
+            common.accuracy(model, x_val, validation.labels), 4
+        ),
+        "parameters": int(model.count_params()),
+    }
+    paths = {
+        "model": common.save_classifier(
+            model, preprocessor, os.path.join(output, "model")
+        ),
+        "history": common.write_json(os.path.join(output, "history.json"), history),
+        "metrics": common.write_json(os.path.join(output, "metrics.json"), metrics),
+        "curves": plots.training_curves(
+            history, os.path.join(output, "training_curves.png")
+        ),
+    }
+    print()
+    print(
+        common.table(
+            [
+                ("validation accuracy", metrics["validation_accuracy"]),
+                ("parameters", f"{metrics['parameters']:,}"),
+                ("training time (s)", metrics["train_seconds"]),
+                *paths.items(),
+            ],
+            ["train", ""],
+        )
+    )
+    return metrics

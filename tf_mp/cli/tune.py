@@ -1,0 +1,112 @@
+"""`tf-mp tune`: search for the best student under a size / latency budget."""
+
+import os
+
+from tf_mp.cli import common
+from tf_mp.cli import distill
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "tune", help="Search student architectures and distillation settings."
+    )
+    parser.add_argument(
+        "--teacher", required=True, help="Teacher directory (from `tf-mp train`)."
+    )
+    common.add_data_arguments(parser)
+    parser.add_argument(
+        "--tuner", choices=["bayesian", "hyperband", "random"], default="bayesian"
+    )
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=1, help="Epochs per trial.")
+    parser.add_argument(
+        "--max-params",
+        type=float,
+        help="Largest student encoder: a parameter count, or a fraction (<= 1) of "
+        "the teacher's encoder.",
+    )
+    parser.add_argument("--max-latency-ms", type=float, help="At batch 1.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Start over instead of resuming."
+    )
+    parser.add_argument("--output", default="tf_mp_tune", help="Output directory.")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    common.positive("--trials", args.trials)
+    common.positive("--epochs", args.epochs)
+    import tf_mp
+    from tf_mp import distillation
+
+    teacher, preprocessor = distill.load_teacher(args)
+    train, validation = common.load_data(args, teacher.get_config()["num_classes"])
+    output = common.output_dir(args.output)
+    max_params = args.max_params
+    if max_params is not None:
+        if max_params <= 0:
+            raise common.UsageError(f"--max-params must be > 0. Received: {max_params}")
+        if max_params <= 1:
+            max_params = max_params * distillation.encoder_parameters(teacher)
+        max_params = int(max_params)
+    _, data = common.encode(preprocessor, train, args.batch_size)
+    x_val, val_data = common.encode(preprocessor, validation, args.batch_size)
+
+    def progress(row):
+        hp = row["hyperparameters"]
+        score = row.get("val_accuracy")
+        print(
+            f"trial {int(row['trial_id']) + 1}/{args.trials} {row['status']:<9} "
+            f"layers={hp.get('num_layers')} heads={hp.get('num_heads')} "
+            f"ff={hp.get('intermediate_dim')} init={hp.get('init', 'random')} "
+            f"params={row.get('encoder_parameters', 0):,} "
+            f"latency={row.get('latency_ms_batch_1', 0):.2f}ms "
+            + (
+                f"val_accuracy={score:.4f}"
+                if score is not None
+                else row.get("reason", "")
+            ),
+            flush=True,
+        )
+
+    result = tf_mp.automl.search_student(
+        teacher,
+        data,
+        val_data,
+        tuner=args.tuner,
+        max_trials=args.trials,
+        max_params=max_params,
+        max_latency_ms=args.max_latency_ms,
+        epochs=args.epochs,
+        directory=output,
+        project_name="search",
+        overwrite=args.overwrite,
+        seed=args.seed,
+        progress=progress,
+    )
+    student = result.best_student
+    trials_path = os.path.join(output, "trials.json")
+    result.to_json(trials_path)
+    paths = {
+        "trials": trials_path,
+        "pareto plot": result.plot(os.path.join(output, "pareto.png")),
+        "best student": common.save_classifier(
+            student, preprocessor, os.path.join(output, "best_student")
+        ),
+    }
+    print()
+    print(result.summary())
+    print(
+        f"\n* = Pareto front ({len(result.pareto_front)} trials); best: trial "
+        f"{result.best_trial['trial_id']}"
+    )
+    print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+    return {
+        "best_trial": result.best_trial,
+        "teacher_validation_accuracy": common.accuracy(
+            teacher, x_val, validation.labels
+        ),
+        "trials": len(result.trials),
+        "completed": sum(t["status"] == "COMPLETED" for t in result.trials),
+    }
