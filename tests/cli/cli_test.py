@@ -56,6 +56,19 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert len(search["trials"]) == 3
     assert 0.5 <= search["best_trial"]["val_accuracy"] <= 1.0
 
+    # The saved teacher (trained on the mesh) reloads, tokenizer included, and
+    # scores what the run reported.
+    import keras_hub
+    import numpy as np
+
+    from tf_mp import data
+
+    dev = data.load(data.EMBEDDED, "validation")
+    model = keras_hub.models.TextClassifier.from_preset(str(output / "teacher/model"))
+    logits = model.predict(np.array(dev.texts), batch_size=32, verbose=0)
+    reloaded = float(np.mean(np.argmax(logits, -1) == dev.labels))
+    assert round(reloaded, 4) == teacher["validation_accuracy"]
+
 
 def _run(argv, capsys):
     status = main(argv)

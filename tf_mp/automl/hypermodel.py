@@ -64,7 +64,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         init=("teacher", "random"),
         temperature=(1.0, 2.0, 4.0),
         alpha=(0.1, 0.3, 0.5, 0.7),
-        learning_rate=(3e-5, 1e-4, 3e-4),
+        learning_rate=(5e-5, 1e-4, 3e-4),
         hidden_weight=0.0,
         distribution=None,
         model_axis="model",

@@ -79,7 +79,10 @@ def search_student(
         verbose: Keras Tuner / `fit` verbosity.
         progress: optional callable, called with each finished trial's row
             (a dict as in `SearchResult.trials`).
-        **tuner_kwargs: passed to the Keras Tuner tuner.
+        **tuner_kwargs: passed to the Keras Tuner tuner. Defaults that differ
+            from Keras Tuner's: Bayesian `num_initial_points=max(2,
+            max_trials // 3)` (random trials before the Gaussian process),
+            Hyperband `hyperband_iterations=max_trials`.
 
     Returns:
         A `SearchResult`.
@@ -129,6 +132,10 @@ def search_student(
         # Budget rejections are expected; only "every trial failed" is an error.
         max_consecutive_failed_trials=max_trials + 1,
     )
+    if tuner == "bayesian":
+        # Keras Tuner's default (3 per hyperparameter, 27 here) would make a
+        # search of a dozen trials all random.
+        tuner_kwargs.setdefault("num_initial_points", max(2, max_trials // 3))
     if tuner == "hyperband":
         kwargs["max_epochs"] = epochs
         # Each Hyperband iteration runs at least one trial; `max_trials` stops it.
