@@ -1,5 +1,6 @@
 """Runs a tiny model single-device and sharded, and returns what to compare."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -37,7 +38,15 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
     predictions = model.predict(x, batch_size=tiny_models.BATCH_SIZE, verbose=0)
     grads = gradients(model, x, y, distribution)
     model.compile(
-        optimizer=tiny_models.OPTIMIZERS[optimizer_name](), loss=tiny_models.loss()
+        optimizer=tiny_models.OPTIMIZERS[optimizer_name](),
+        loss=tiny_models.loss(),
+        # Stateful metrics: their variables are built before the first step.
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(
+                name="crossentropy", from_logits=True
+            ),
+        ],
     )
     history = model.fit(
         x, y, batch_size=tiny_models.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
@@ -46,7 +55,7 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
         "model": model,
         "predictions": predictions,
         "gradients": grads,
-        "loss": history.history["loss"],
+        "history": history.history,
         "weights": model.get_weights(),
     }
 
@@ -58,7 +67,11 @@ def assert_same_run(actual, expected, rtol=1e-5, atol=1e-6):
     assert len(actual["gradients"]) == len(expected["gradients"])
     for got, want in zip(actual["gradients"], expected["gradients"]):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(actual["loss"], expected["loss"], rtol=rtol)
+    assert set(actual["history"]) == set(expected["history"])
+    for key, values in expected["history"].items():
+        np.testing.assert_allclose(
+            actual["history"][key], values, rtol=rtol, err_msg=key
+        )
     for got, want in zip(actual["weights"], expected["weights"]):
         # Weights accumulate float32 rounding from reordered reductions.
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

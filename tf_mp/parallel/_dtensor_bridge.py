@@ -482,10 +482,31 @@ def _run_steps(model, step, distribution, iterator):
             if outputs is None:
                 raise
             break
+        if outputs is None:
+            _build_compiled_state(model, distribution, data)
         data, _ = distribute_batch(data, distribution, pad=False)
         with _step_context(distribution):
             outputs = step(data)
     return tree.map_structure(gather, outputs)
+
+
+def _build_compiled_state(model, distribution, data):
+    """Builds `compile`'s metrics and loss before the first step is traced.
+
+    Without a `tf.distribute` strategy, Keras's TF trainer defers building them
+    to the first traced train step. Variables created inside a DTensor trace
+    are not mesh variables: the step updates a broadcast copy, so e.g. the
+    training accuracy stayed 0 while the loss was right. Keras's symbolic build
+    (what it runs under a strategy) creates them first, in the scope.
+    """
+    metrics = model._compile_metrics
+    loss = model._compile_loss
+    if (metrics is not None and not metrics.built) or (
+        loss is not None and not loss.built
+    ):
+        with distribution.scope():
+            model._symbolic_build(data_batch=data)
+        _adopt_model_state(model, distribution)
 
 
 def _run_predict(model, step, distribution, batches):
