@@ -78,7 +78,13 @@ def test_sharded_teacher_distils_like_an_unsharded_one(make_mesh, mesh_shape):
 def test_mirrored_strategy_distils_like_one_device(virtual_devices):
     teacher = _teacher()
     history, weights = _reference(teacher, **KWARGS)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Reductions through one device, not collective ops: TensorFlow shares
+    # collective group keys between DTensor meshes and tf.distribute in one
+    # process, so after a mesh test whose first all-reduce spanned other CPUs
+    # the collective path fails ("joining a group that is already full").
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         mirrored_teacher = _teacher()
         distiller = tf_mp.Distiller(mirrored_teacher, _student(), **KWARGS)
