@@ -162,7 +162,8 @@ class SearchResult:
             `encoder_parameters`, `parameters`, `latency_ms_batch_1`,
             `latency_ms_batch_32`, the objective's value, and `reason` for a
             failed trial.
-        best_trial: the best completed trial's row.
+        best_trial: the completed trial with the best objective (ties: fewer
+            encoder parameters, then lower latency).
         pareto_front: the completed trials no other trial beats on the
             objective, encoder parameters and batch-1 latency at once.
         best_distiller / best_student: the best trial's trained models,
@@ -190,7 +191,12 @@ class SearchResult:
                 f"The first failure: {reason}"
             )
         sign = 1.0 if self.direction == "max" else -1.0
-        self.best_trial = max(completed, key=lambda t: sign * t[objective])
+        # Ties on the objective go to the smaller, then the faster student, so
+        # the best trial is always on the Pareto front.
+        self.best_trial = max(
+            completed,
+            key=lambda t: (sign * t[objective], -t[SIZE_KEY], -t[LATENCY_KEY]),
+        )
         self.pareto_front = _front(completed, objective, self.direction)
         self._best_distiller = None
 
