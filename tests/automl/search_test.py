@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tf_mp
 from tests.distillation import tiny_bert
@@ -63,7 +64,7 @@ def test_three_trial_search_under_each_tuner(teacher, data, tmp_path, tuner, ext
         assert {"num_layers", "num_heads", "learning_rate"} <= set(
             trial["hyperparameters"]
         )
-    assert result.teacher_runs == 2  # train and validation, once for all trials
+    assert result.teacher_runs == 1  # train and validation, once for all trials
     best = max(t["val_accuracy"] for t in result.trials)
     assert result.best_trial["val_accuracy"] == best
     assert result.best_trial in result.pareto_front
@@ -175,3 +176,21 @@ def test_bad_arguments(teacher, data, tmp_path, kwargs, match):
 def test_data_must_be_a_dataset_or_arrays(teacher, data, tmp_path):
     with pytest.raises(TypeError, match="`train` must be a `tf.data.Dataset`"):
         search_student(teacher, [1, 2, 3], data[1], directory=str(tmp_path))
+
+
+def test_train_with_sample_weights_and_validation_without(teacher, data, tmp_path):
+    (x, y), validation = data
+    weights = np.ones(len(y), "float32")
+    train = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(16)
+    result = search_student(
+        teacher,
+        train,
+        validation,
+        tuner="random",
+        max_trials=1,
+        batch_size=16,
+        directory=str(tmp_path),
+        seed=1,
+    )
+    assert result.trials[0]["status"] == "COMPLETED"
+    assert result.teacher_runs == 2  # Different elements: scored one by one.

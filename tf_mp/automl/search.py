@@ -109,8 +109,7 @@ def search_student(
     if teacher_cache and not _is_chief():
         hidden, attention = hypermodel.teacher_blocks_needed
         cache = TeacherCache(teacher, hidden, attention)
-        train = cache.attach(train).batch(_batch_size(train))
-        validation = cache.attach(validation).batch(_batch_size(validation))
+        train, validation = _with_teacher_outputs(cache, train, validation)
 
     ran = []  # Trials this process ran (a worker cannot list the chief's).
 
@@ -169,8 +168,9 @@ class SearchResult:
         best_distiller / best_student: the best trial's trained models,
             reloaded from its checkpoint.
         wall_time_s: seconds spent in the search in this process.
-        teacher_runs: how many datasets the teacher scored (2 with the cache:
-            train and validation; 0 without).
+        teacher_runs: how many passes the teacher made over the data before
+            the trials (1 with the cache: train and validation together; 0
+            without).
     """
 
     def __init__(self, tuner, trials, objective, wall_time_s, cache=None):
@@ -304,6 +304,21 @@ def _as_dataset(argument, data, batch_size):
         f"`{argument}` must be a `tf.data.Dataset` of `(x, y)` batches or an "
         f"`(x, y)` tuple of arrays. Received: {argument}={type(data).__name__}"
     )
+
+
+def _with_teacher_outputs(cache, train, validation):
+    """Both datasets with the teacher's outputs, scored in one pass (one trace
+    of the teacher, one partial batch) when their elements match."""
+    sizes = (_batch_size(train), _batch_size(validation))
+    try:
+        both = train.concatenate(validation)
+    except (TypeError, ValueError):  # E.g. sample weights in one only.
+        return tuple(
+            cache.attach(d).batch(b) for d, b in zip((train, validation), sizes)
+        )
+    count = sum(int(tf.shape(batch[1])[0]) for batch in train)
+    scored = cache.attach(both)
+    return scored.take(count).batch(sizes[0]), scored.skip(count).batch(sizes[1])
 
 
 def _batch_size(data):
