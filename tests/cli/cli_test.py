@@ -155,3 +155,24 @@ def test_argparse_errors_exit_2(capsys):
         main(["train", "--data", "x.tsv"])  # --preset missing
     assert info.value.code == 2
     assert "--preset" in capsys.readouterr().err
+
+
+def test_a_single_file_holds_out_its_last_tenth_for_validation(tmp_path):
+    import argparse
+
+    from tf_mp.cli import common
+
+    args = argparse.Namespace(
+        data=_tsv(tmp_path, GOOD),
+        validation_data=None,
+        data_dir=None,
+        text_column=None,
+        label_column=None,
+        limit=None,
+        seq_len=8,
+        batch_size=4,
+    )
+    train, validation = common.load_data(args)
+    assert train.texts == [f"text {i}" for i in range(18)]
+    assert validation.texts == ["text 18", "text 19"]
+    assert list(validation.labels) == [0, 1] and validation.num_classes == 2

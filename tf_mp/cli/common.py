@@ -1,6 +1,7 @@
 """Pieces the `tf-mp` commands share: devices and meshes, data, models, outputs."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -61,7 +62,7 @@ def setup_devices(args):
             raise UsageError(f"--virtual-devices: {error}") from None
     if not getattr(args, "mesh", None):
         return None
-    shape = parse_mesh(args.mesh)
+    shape = parse_pairs(args.mesh)
     try:
         mesh = tf_mp.Mesh(shape)
     except ValueError as error:
@@ -75,7 +76,7 @@ def setup_devices(args):
     return tf_mp.ModelParallel(mesh, layout_map, batch_axis=next(iter(shape)))
 
 
-def parse_mesh(text, flag="--mesh"):
+def parse_pairs(text, flag="--mesh"):
     """`"batch=2,model=4"` -> `{"batch": 2, "model": 4}`."""
     shape = {}
     for part in text.split(","):
@@ -122,12 +123,19 @@ def load_data(args, num_classes=None):
         held = max(1, len(train) // 10)
         if len(train) < 2:
             raise UsageError(f"{args.data} has too few rows to hold out validation")
-        validation = train.take(None)
-        validation.texts, validation.labels = train.texts[-held:], train.labels[-held:]
-        train.texts, train.labels = train.texts[:-held], train.labels[:-held]
+        rows = len(train) - held
+        validation = dataclasses.replace(
+            train,
+            texts=train.texts[rows:],
+            labels=train.labels[rows:],
+            split="validation",
+        )
+        train = train.take(rows)
     classes = max(train.num_classes, validation.num_classes)
-    train.num_classes = validation.num_classes = classes
-    return train, validation
+    return (
+        dataclasses.replace(train, num_classes=classes),
+        dataclasses.replace(validation, num_classes=classes),
+    )
 
 
 def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None):

@@ -140,7 +140,7 @@ def make_student(args, teacher):
                 "--student-config builds a fresh student; it cannot be combined "
                 "with --student-layers, --num-heads or --intermediate-dim"
             )
-        config = common.parse_mesh(args.student_config, flag="--student-config")
+        config = common.parse_pairs(args.student_config, flag="--student-config")
         expected = {"num_layers", "hidden_dim", "num_heads", "intermediate_dim"}
         if set(config) != expected:
             raise common.UsageError(
