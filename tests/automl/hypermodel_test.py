@@ -56,6 +56,22 @@ def test_random_init_with_a_seed_rebuilds_identically(teacher):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("init", ["teacher", "random"])
+def test_a_seeded_trial_trains_identically_despite_dropout(init):
+    teacher = tiny_bert.classifier(seed=0, dropout=0.3)
+
+    def trained_weights(seed):
+        hypermodel = StudentHyperModel(teacher, init=init, num_layers=2, seed=seed)
+        distiller = hypermodel.build(keras_tuner.HyperParameters())
+        distiller.fit(tiny_bert.dataset(n=16, batch_size=8), epochs=2, verbose=0)
+        return distiller.student.get_weights()
+
+    for a, b in zip(trained_weights(5), trained_weights(5)):
+        np.testing.assert_array_equal(a, b)
+    unseeded = zip(trained_weights(None), trained_weights(None))
+    assert any(not np.array_equal(a, b) for a, b in unseeded)
+
+
 def test_other_head_sizes_start_randomly(teacher):
     hypermodel = StudentHyperModel(teacher, head_size=8, num_heads=2)
     hp = keras_tuner.HyperParameters()

@@ -8,7 +8,9 @@ import tensorflow as tf
 VOCAB, SEQ = 30, 12
 
 
-def classifier(num_layers=4, hidden=16, heads=4, ff=32, seed=0, classes=2, vocab=VOCAB):
+def classifier(
+    num_layers=4, hidden=16, heads=4, ff=32, seed=0, classes=2, vocab=VOCAB, dropout=0.0
+):
     keras.utils.set_random_seed(seed)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=vocab,
@@ -17,10 +19,10 @@ def classifier(num_layers=4, hidden=16, heads=4, ff=32, seed=0, classes=2, vocab
         hidden_dim=hidden,
         intermediate_dim=ff,
         max_sequence_length=SEQ,
-        dropout=0.0,
+        dropout=dropout,
     )
     return keras_hub.models.BertTextClassifier(
-        backbone, num_classes=classes, preprocessor=None, dropout=0.0
+        backbone, num_classes=classes, preprocessor=None, dropout=dropout
     )
 
 

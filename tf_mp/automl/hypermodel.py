@@ -48,9 +48,10 @@ class StudentHyperModel(keras_tuner.HyperModel):
         metrics: compiled metrics. Defaults to
             `SparseCategoricalAccuracy(name="accuracy")` (objective
             `"val_accuracy"`).
-        seed: optional int. When given, each randomly initialised student is
-            seeded from it and its hyperparameters (`keras.utils.
-            set_random_seed`), so a trial rebuilds identically.
+        seed: optional int. When given, each trial is seeded from it and its
+            hyperparameters (`keras.utils.set_random_seed`) before its student
+            is built: initialisation and dropout masks, hence the trial's
+            score, are reproducible, and a re-proposed point scores the same.
     """
 
     def __init__(
@@ -129,45 +130,57 @@ class StudentHyperModel(keras_tuner.HyperModel):
 
     def student(self, hp):
         """The (untrained) student for the values in `hp`."""
-        num_layers = hp.Choice("num_layers", self.space["num_layers"])
-        num_heads = hp.Choice("num_heads", self.space["num_heads"])
-        head_size = hp.Choice("head_size", self.space["head_size"])
-        intermediate_dim = hp.Choice("intermediate_dim", self.space["intermediate_dim"])
-        init = "random"
-        with hp.conditional_scope("head_size", [self.teacher_head_size]):
-            if head_size == self.teacher_head_size:
-                init = hp.Choice("init", self.space["init"])
+        arch = self._architecture(hp)
+        self.seed_trial(hp)
         with self._scope():
-            if init == "random":
-                if self.seed is not None:
-                    text = json.dumps(hp.values, sort_keys=True).encode()
-                    keras.utils.set_random_seed(self.seed + zlib.crc32(text) % 2**16)
+            if arch["init"] == "random":
                 return students_lib.student_from_config(
                     self.teacher,
-                    num_layers=num_layers,
-                    hidden_dim=num_heads * head_size,
-                    num_heads=num_heads,
-                    intermediate_dim=intermediate_dim,
+                    num_layers=arch["num_layers"],
+                    hidden_dim=arch["num_heads"] * arch["head_size"],
+                    num_heads=arch["num_heads"],
+                    intermediate_dim=arch["intermediate_dim"],
                 )
             config = self.teacher_config
             if (
-                num_layers > config["num_layers"]
-                or num_heads > config["num_heads"]
-                or intermediate_dim > config["intermediate_dim"]
+                arch["num_layers"] > config["num_layers"]
+                or arch["num_heads"] > config["num_heads"]
+                or arch["intermediate_dim"] > config["intermediate_dim"]
             ):
                 raise keras_tuner.errors.FailedTrialError(
                     "init='teacher' needs a student no larger than the teacher "
                     f"({config['num_layers']} layers, {config['num_heads']} heads, "
                     f"{config['intermediate_dim']} units). Received: "
-                    f"num_layers={num_layers}, num_heads={num_heads}, "
-                    f"intermediate_dim={intermediate_dim}"
+                    f"num_layers={arch['num_layers']}, "
+                    f"num_heads={arch['num_heads']}, "
+                    f"intermediate_dim={arch['intermediate_dim']}"
                 )
             return students_lib.student_from_teacher(
                 self.teacher,
-                layers=spread_layers(num_layers, config["num_layers"]),
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
+                layers=spread_layers(arch["num_layers"], config["num_layers"]),
+                num_heads=arch["num_heads"],
+                intermediate_dim=arch["intermediate_dim"],
             )
+
+    def seed_trial(self, hp):
+        """With `seed`, seeds Keras's random state from it and the values in
+        `hp` (`keras.utils.set_random_seed`): the same hyperparameters then
+        give the same initialisation, dropout masks and score."""
+        if self.seed is not None:
+            text = json.dumps(hp.values, sort_keys=True).encode()
+            keras.utils.set_random_seed(self.seed + zlib.crc32(text) % 2**16)
+
+    def _architecture(self, hp):
+        """Registers the student's hyperparameters in `hp`; returns their values."""
+        arch = {
+            name: hp.Choice(name, self.space[name])
+            for name in ("num_layers", "num_heads", "head_size", "intermediate_dim")
+        }
+        arch["init"] = "random"
+        with hp.conditional_scope("head_size", [self.teacher_head_size]):
+            if arch["head_size"] == self.teacher_head_size:
+                arch["init"] = hp.Choice("init", self.space["init"])
+        return arch
 
     def prebuilt(self, hp, student):
         """Hands `build` a student already made for `hp` (the tuner builds and
@@ -184,7 +197,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         if student is None:
             student = self.student(hp)
         else:
-            self.student(hp)  # Registers the same hyperparameters.
+            self._architecture(hp)  # Registers the same hyperparameters.
         with self._scope():
             distiller = Distiller(
                 self.teacher,

@@ -47,6 +47,9 @@ def search_student(
     `objective` on `validation`. The teacher runs once per search (per
     process): its outputs for `train` and `validation` are cached and shared
     by every trial (`teacher_cache=False` runs it in every step instead).
+    The cached `train` is served in the order of that one pass, in every
+    epoch of every trial: all trials read the same stream (a `train` that
+    reshuffles each epoch is reshuffled only without the cache).
 
     The search lives in `directory/project_name` like any Keras Tuner search:
     with `overwrite=False` an interrupted search resumes and keeps its
@@ -75,7 +78,8 @@ def search_student(
         hypermodel: a `StudentHyperModel` to set the space. Defaults to
             `StudentHyperModel(teacher, seed=seed)`.
         teacher_cache: share one `TeacherCache` between trials.
-        seed: the tuner's random seed (and the default hypermodel's).
+        seed: the tuner's random seed, and the default hypermodel's (which
+            seeds each trial from it and the trial's hyperparameters).
         verbose: Keras Tuner / `fit` verbosity.
         progress: optional callable, called with each finished trial's row
             (a dict as in `SearchResult.trials`).
@@ -159,8 +163,9 @@ class SearchResult:
         objective: the objective's name; `direction` is `"max"` or `"min"`.
         trials: one dict per trial: `trial_id`, `status`, `hyperparameters`,
             `encoder_parameters`, `parameters`, `latency_ms_batch_1`,
-            `latency_ms_batch_32`, the objective's value, and `reason` for a
-            failed trial.
+            `latency_ms_batch_32`, `train_s` (seconds to build, fit and score a
+            trained student), the objective's value, and `reason` for a failed
+            trial.
         best_trial: the completed trial with the best objective (ties: fewer
             encoder parameters, then lower latency).
         pareto_front: the completed trials no other trial beats on the
@@ -242,7 +247,7 @@ class SearchResult:
         front = {t["trial_id"] for t in self.pareto_front}
         header = (
             f"{'trial':>6} {'status':<10} {'enc. params':>12} {'ms@1':>8} "
-            f"{'ms@32':>8} {self.objective:>14}"
+            f"{'ms@32':>8} {'train s':>8} {self.objective:>14}"
         )
         lines = [header, "-" * len(header)]
         for t in self.trials:
@@ -252,6 +257,7 @@ class SearchResult:
                 f"{t['status']:<10} {_fmt(t.get(SIZE_KEY), ',d'):>12} "
                 f"{_fmt(t.get(LATENCY_KEY), '.2f'):>8} "
                 f"{_fmt(t.get('latency_ms_batch_32'), '.2f'):>8} "
+                f"{_fmt(t.get('train_s'), '.1f'):>8} "
                 f"{_fmt(score, '.4f'):>14}"
             )
         return "\n".join(lines)

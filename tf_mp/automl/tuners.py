@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import keras_tuner
 
@@ -16,7 +17,9 @@ class _Budgeted:
     """Mixin for a Keras Tuner tuner with a `StudentHyperModel`.
 
     Before a trial trains, its student is built, counted and timed on this
-    machine; the figures are written to the trial directory; a student over
+    machine; the figures (and, after training, `train_s`: the wall time of
+    building, fitting and scoring it) are written to the trial directory; a
+    student over
     `max_params` (encoder parameters) or `max_latency_ms` (batch 1) fails the
     trial there, with the figures in its message.
     """
@@ -35,7 +38,7 @@ class _Budgeted:
         self.max_params = max_params
         self.max_latency_ms = max_latency_ms
         self.progress = progress
-        super().__init__(hypermodel, **kwargs)
+        super().__init__(hypermodel=hypermodel, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -53,7 +56,12 @@ class _Budgeted:
         if reason:
             raise keras_tuner.errors.FailedTrialError(reason)
         self.hypermodel.prebuilt(hp, student)
-        return super().run_trial(trial, *args, **kwargs)
+        start = time.perf_counter()
+        results = super().run_trial(trial, *args, **kwargs)
+        profile["train_s"] = round(time.perf_counter() - start, 2)
+        with open(path, "w") as f:
+            json.dump(profile, f)
+        return results
 
     def _over_budget(self, profile):
         params = profile["encoder_parameters"]
@@ -90,8 +98,57 @@ class RandomSearch(_Budgeted, keras_tuner.RandomSearch):
     pass
 
 
-class BayesianOptimization(_Budgeted, keras_tuner.BayesianOptimization):
-    pass
+class DistinctBayesianOptimizationOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+    """Keras Tuner's Gaussian-process oracle, except that a proposal it has
+    already tried is replaced by an untried random point.
+
+    Keras Tuner dedupes its random proposals but not the Gaussian process's,
+    which re-proposes its current optimum; with seeded trials a repeat scores
+    the same and only costs a trial.
+    """
+
+    def populate_space(self, trial_id):
+        proposal = super().populate_space(trial_id)
+        values = proposal.get("values")
+        if values is not None and self._duplicate(values):
+            return self._random_populate_space()
+        return proposal
+
+
+class BayesianOptimization(_Budgeted, keras_tuner.Tuner):
+    """`keras_tuner.BayesianOptimization` (same arguments) with the budget
+    checks and a `DistinctBayesianOptimizationOracle`."""
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective=None,
+        max_trials=10,
+        num_initial_points=None,
+        alpha=1e-4,
+        beta=2.6,
+        seed=None,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        **kwargs,
+    ):
+        oracle = DistinctBayesianOptimizationOracle(
+            objective=objective,
+            max_trials=max_trials,
+            num_initial_points=num_initial_points,
+            alpha=alpha,
+            beta=beta,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        super().__init__(hypermodel, oracle=oracle, **kwargs)
 
 
 class Hyperband(_Budgeted, keras_tuner.Hyperband):

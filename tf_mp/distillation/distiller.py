@@ -48,7 +48,10 @@ class Distiller(keras.Model):
     twins in validation. Batches whose inputs are
     `{"inputs": x, "teacher_outputs": ...}` (from `tf_mp.distillation.
     TeacherCache`) use the cached teacher outputs instead of running the
-    teacher. Unlabelled transfer examples: give them `sample_weight` 0.
+    teacher. Unlabelled transfer examples: give them `sample_weight` 0, and
+    the labelled ones `n_examples / n_labelled`, so the labels loss stays a
+    mean over labelled examples instead of shrinking with the share of
+    unlabelled ones in each batch.
 
     Args:
         teacher: a functional Keras model (e.g. a fine-tuned keras-hub
