@@ -2,18 +2,22 @@
 
 Teacher: the pretrained all-MiniLM-L6-v2 fine-tuned as a 2-class
 `BertTextClassifier` on the first `--rows` SST-2 training rows (cached). Two
-students: (a) teacher blocks [0, 2, 4] copied (DistilBERT-style) and (b) the
-same blocks sliced to `--narrow-heads` heads and `--narrow-ff` feed-forward
-units (<= 25% of the teacher's encoder parameters). Each student trains from the
-same initial weights for the same number of optimizer steps (`--epochs` x
-rows / batch) three ways, in one run:
+students: (a) teacher blocks [0, 2, 4] copied (DistilBERT-style) and (b)
+teacher blocks `--narrow-layers` sliced to `--narrow-heads` heads and
+`--narrow-ff` feed-forward units (<= 25% of the teacher's encoder parameters;
+the default is the shape and settings `bench_search.py` found). Each student
+trains from the same initial weights for the same number of optimizer steps
+(`--epochs` x rows / batch) with the same learning rate, temperature and alpha,
+three ways, in one run:
 
 * labels alone (cross-entropy on the labelled rows);
 * `keras.distillation.Distiller` with `LogitsDistillation(temperature=T)` and
   `student_loss_weight=alpha`, as a Keras user would write it;
-* `tf_mp.Distiller` (logits + hidden states, uniform layer map) fed by a
-  `TeacherCache` over the labelled rows plus `--transfer` further training rows
-  used without their labels (sample weight 0 in the student loss).
+* `tf_mp.Distiller` (logits, plus hidden states with `--hidden-weight`) fed by
+  a `TeacherCache` over the labelled rows plus `--transfer` further training
+  rows used without their labels (sample weight 0 in the student loss; the
+  labelled rows weigh pool / labelled, so the labels loss stays a mean over
+  labelled rows).
 
 Prints one JSON line: dev accuracies, their ratio to the teacher's, encoder
 parameters as a fraction of the teacher's, inference examples/second (batch 32)
@@ -38,13 +42,16 @@ def parse_args():
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--temperature", type=float, default=2.0)
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--hidden-weight", type=float, default=1.0)
-    parser.add_argument("--narrow-heads", type=int, default=8)
-    parser.add_argument("--narrow-ff", type=int, default=1024)
-    parser.add_argument("--lr-copied", type=float, default=5e-5)
-    parser.add_argument("--lr-narrow", type=float, default=1e-4)
+    parser.add_argument("--hidden-weight", type=float, default=0.0)
+    parser.add_argument("--temperature", type=float, default=2.0, help="(a)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="(a)")
+    parser.add_argument("--lr-copied", type=float, default=1e-4, help="(a)")
+    parser.add_argument("--narrow-layers", default="0,3", help="(b) teacher blocks")
+    parser.add_argument("--narrow-heads", type=int, default=12)
+    parser.add_argument("--narrow-ff", type=int, default=384)
+    parser.add_argument("--narrow-temperature", type=float, default=4.0)
+    parser.add_argument("--narrow-alpha", type=float, default=0.3)
+    parser.add_argument("--lr-narrow", type=float, default=3e-4)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     return parser.parse_args()
 
@@ -98,27 +105,42 @@ def main():
     metrics = ["sparse_categorical_accuracy"]
     labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1)
 
+    narrow_layers = [int(b) for b in args.narrow_layers.split(",")]
     students = {
-        "a_copied_blocks_0_2_4": (dict(layers=[0, 2, 4]), args.lr_copied),
+        "a_copied_blocks_0_2_4": (
+            dict(layers=[0, 2, 4]),
+            dict(lr=args.lr_copied, temperature=args.temperature, alpha=args.alpha),
+        ),
         "b_narrow": (
             dict(
-                layers=[0, 2, 4],
+                layers=narrow_layers,
                 num_heads=args.narrow_heads,
                 intermediate_dim=args.narrow_ff,
             ),
-            args.lr_narrow,
+            dict(
+                lr=args.lr_narrow,
+                temperature=args.narrow_temperature,
+                alpha=args.narrow_alpha,
+            ),
         ),
     }
-    # One cache for both students: both read teacher blocks {1, 3, 5}.
-    probe = tf_mp.Distiller(
-        teacher,
-        distillation.student_from_teacher(teacher, layers=[0, 2, 4]),
-        hidden_weight=args.hidden_weight,
-    )
-    cache = distillation.TeacherCache.for_distiller(probe)
+    # One cache for both students: the teacher blocks either one reads.
+    blocks = set()
+    for recipe, _ in students.values():
+        probe = tf_mp.Distiller(
+            teacher,
+            distillation.student_from_teacher(teacher, **recipe),
+            hidden_weight=args.hidden_weight,
+        )
+        blocks.update(probe.teacher_blocks_needed[0])
+    cache = distillation.TeacherCache(teacher, hidden_blocks=sorted(blocks))
     pool_x = {k: np.concatenate([x[k], x_extra[k]]) for k in x}
     pool_y = np.concatenate([y, np.zeros(len(extra), "int32")])
-    pool_w = np.concatenate([np.ones(len(y)), np.zeros(len(extra))]).astype("float32")
+    # Labelled rows weigh pool / labelled: the labels loss is their mean.
+    labelled_weight = len(pool_y) / len(y)
+    pool_w = np.concatenate(
+        [np.full(len(y), labelled_weight), np.zeros(len(extra))]
+    ).astype("float32")
     start = time.perf_counter()
     cached = cache.attach(sst2.dataset(pool_x, pool_y, 256, sample_weight=pool_w))
     cache_s = time.perf_counter() - start
@@ -127,7 +149,8 @@ def main():
     )
 
     results = {}
-    for name, (recipe, lr) in students.items():
+    for name, (recipe, settings) in students.items():
+        lr = settings["lr"]
         row = {}
         for method in ("labels", "keras_distiller", "tf_mp_distiller"):
             keras.utils.set_random_seed(0)
@@ -141,9 +164,9 @@ def main():
                     teacher=teacher,
                     student=student,
                     distillation_losses=keras.distillation.LogitsDistillation(
-                        temperature=args.temperature
+                        temperature=settings["temperature"]
                     ),
-                    student_loss_weight=args.alpha,
+                    student_loss_weight=settings["alpha"],
                 )
                 model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
                 data, kwargs = labelled, {}
@@ -151,8 +174,8 @@ def main():
                 model = tf_mp.Distiller(
                     teacher,
                     student,
-                    temperature=args.temperature,
-                    alpha=args.alpha,
+                    temperature=settings["temperature"],
+                    alpha=settings["alpha"],
                     hidden_weight=args.hidden_weight,
                 )
                 model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
@@ -166,6 +189,7 @@ def main():
             }
             if method == "tf_mp_distiller":
                 trained = student
+        row["settings"] = {"layers": recipe["layers"], **settings}
         row["encoder_params_fraction"] = round(
             distillation.encoder_parameters(trained) / teacher_params, 4
         )
@@ -187,8 +211,7 @@ def main():
                 "transfer_rows": args.transfer,
                 "seq_len": args.seq_len,
                 "steps": steps * args.epochs,
-                "temperature": args.temperature,
-                "alpha": args.alpha,
+                "labelled_weight": labelled_weight,
                 "hidden_weight": args.hidden_weight,
                 "teacher_lr": args.teacher_lr,
                 "teacher_dev_accuracy": round(teacher_acc, 4),
