@@ -16,12 +16,14 @@ LATENCY_BATCH_SIZES = (1, 32)
 class _Budgeted:
     """Mixin for a Keras Tuner tuner with a `StudentHyperModel`.
 
-    Before a trial trains, its student is built, counted and timed on this
-    machine; the figures (and, after training, `train_s`: the wall time of
-    building, fitting and scoring it) are written to the trial directory; a
-    student over
-    `max_params` (encoder parameters) or `max_latency_ms` (batch 1) fails the
-    trial there, with the figures in its message.
+    Takes the Keras Tuner tuner's arguments plus `example` (a batch of model
+    inputs, for the latency measurement), `max_params`, `max_latency_ms` and
+    `progress` (called with each finished trial). Before a trial trains, its
+    student is built, counted and timed on this machine; the figures (and,
+    after training, `train_s`: the wall time of building, fitting and scoring
+    it) are written to the trial directory; a student over `max_params`
+    (encoder parameters) or `max_latency_ms` (batch 1) fails the trial there,
+    with the figures in its message.
     """
 
     def __init__(
@@ -95,10 +97,12 @@ class _Budgeted:
 
 
 class RandomSearch(_Budgeted, keras_tuner.RandomSearch):
-    pass
+    """`keras_tuner.RandomSearch` (same arguments) with the budget checks."""
 
 
-class DistinctBayesianOptimizationOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+class DistinctBayesianOptimizationOracle(
+    keras_tuner.oracles.BayesianOptimizationOracle
+):
     """Keras Tuner's Gaussian-process oracle, except that a proposal it has
     already tried is replaced by an untried random point.
 
@@ -152,7 +156,7 @@ class BayesianOptimization(_Budgeted, keras_tuner.Tuner):
 
 
 class Hyperband(_Budgeted, keras_tuner.Hyperband):
-    pass
+    """`keras_tuner.Hyperband` (same arguments) with the budget checks."""
 
 
 TUNERS = {
