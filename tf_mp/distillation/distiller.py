@@ -51,7 +51,9 @@ class Distiller(keras.Model):
     teacher. Unlabelled transfer examples: give them `sample_weight` 0, and
     the labelled ones `n_examples / n_labelled`, so the labels loss stays a
     mean over labelled examples instead of shrinking with the share of
-    unlabelled ones in each batch.
+    unlabelled ones in each batch. As in any Keras model, `compile`'s
+    `metrics` count every example; give them as `weighted_metrics` to leave
+    the unlabelled ones out.
 
     Args:
         teacher: a functional Keras model (e.g. a fine-tuned keras-hub
