@@ -1,5 +1,6 @@
 """Keras Tuner tuners that measure each student and enforce the budget first."""
 
+import inspect
 import json
 import os
 import time
@@ -121,36 +122,24 @@ class DistinctBayesianOptimizationOracle(
 
 class BayesianOptimization(_Budgeted, keras_tuner.Tuner):
     """`keras_tuner.BayesianOptimization` (same arguments) with the budget
-    checks and a `DistinctBayesianOptimizationOracle`."""
+    checks and a `DistinctBayesianOptimizationOracle`.
 
-    def __init__(
-        self,
-        hypermodel=None,
-        objective=None,
-        max_trials=10,
-        num_initial_points=None,
-        alpha=1e-4,
-        beta=2.6,
-        seed=None,
-        hyperparameters=None,
-        tune_new_entries=True,
-        allow_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
-        **kwargs,
-    ):
+    The oracle's arguments (`objective`, `max_trials`, `num_initial_points`,
+    `alpha`, `beta`, `seed`, ...) go to the oracle, with the oracle's own
+    defaults; the rest go to the tuner.
+    """
+
+    _ORACLE_ARGUMENTS = frozenset(
+        inspect.signature(DistinctBayesianOptimizationOracle).parameters
+    )
+
+    def __init__(self, hypermodel=None, **kwargs):
         oracle = DistinctBayesianOptimizationOracle(
-            objective=objective,
-            max_trials=max_trials,
-            num_initial_points=num_initial_points,
-            alpha=alpha,
-            beta=beta,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            **{
+                name: kwargs.pop(name)
+                for name in list(kwargs)
+                if name in self._ORACLE_ARGUMENTS
+            }
         )
         super().__init__(hypermodel, oracle=oracle, **kwargs)
 
