@@ -7,8 +7,8 @@ teacher blocks `--narrow-layers` sliced to `--narrow-heads` heads and
 `--narrow-ff` feed-forward units (<= 25% of the teacher's encoder parameters;
 the default is the shape and settings `bench_search.py` found). Each student
 trains from the same initial weights for the same number of optimizer steps
-(`--epochs` x rows / batch) with the same learning rate, temperature and alpha,
-three ways, in one run:
+(`--epochs` x rows / batch) with the same learning-rate schedule (linear decay
+to 0 by default), temperature and alpha, three ways, in one run:
 
 * labels alone (cross-entropy on the labelled rows);
 * `keras.distillation.Distiller` with `LogitsDistillation(temperature=T)` and
@@ -19,7 +19,9 @@ three ways, in one run:
   labelled rows weigh pool / labelled, so the labels loss stays a mean over
   labelled rows).
 
-Prints one JSON line: dev accuracies, their ratio to the teacher's, encoder
+Prints one JSON line: dev accuracies, their ratio to the teacher's, accuracy on
+`--held-out` training rows no model trains on (the last rows of the split; what
+the recipe was chosen on, so dev stays untouched by the choice), encoder
 parameters as a fraction of the teacher's, inference examples/second (batch 32)
 next to the teacher's, and the epoch-time ratio of cached tf_mp distillation to
 labels alone (second epochs).
@@ -42,6 +44,13 @@ def parse_args():
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--held-out", type=int, default=2048, help="Last train rows.")
+    parser.add_argument(
+        "--schedule",
+        choices=("linear", "constant"),
+        default="linear",
+        help="Learning rate: linear decay to 0 over the run, or constant.",
+    )
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--temperature", type=float, default=2.0, help="(a)")
     parser.add_argument("--alpha", type=float, default=0.5, help="(a)")
@@ -90,19 +99,39 @@ def main():
     sentences, labels = sst2.read_tsv("train", args.rows)
     extra, _ = sst2.read_tsv("train", args.transfer, offset=args.rows)
     dev_sentences, dev_labels = sst2.read_tsv("dev")
+    train_rows = len(sst2.read_tsv("train")[1])
+    if args.rows + args.transfer + args.held_out > train_rows:
+        raise ValueError(
+            f"--rows {args.rows} + --transfer {args.transfer} + --held-out "
+            f"{args.held_out} exceed the {train_rows} training rows"
+        )
+    held_sentences, held_labels = sst2.read_tsv(
+        "train", args.held_out, offset=train_rows - args.held_out
+    )
     x = sst2.tokenize(preset, sentences, args.seq_len)
     x_extra = sst2.tokenize(preset, extra, args.seq_len)
     x_dev = sst2.tokenize(preset, dev_sentences, args.seq_len)
+    x_held = sst2.tokenize(preset, held_sentences, args.seq_len)
     y, y_dev = np.asarray(labels, "int32"), np.asarray(dev_labels, "int32")
+    y_held = np.asarray(held_labels, "int32")
 
     teacher, finetune_s = sst2.fine_tuned_teacher(
         preset, x, y, args.seq_len, lr=args.teacher_lr
     )
     teacher_acc = sst2.accuracy(teacher, x_dev, y_dev)
+    teacher_held = sst2.accuracy(teacher, x_held, y_held)
     teacher_params = distillation.encoder_parameters(teacher)
     steps = args.rows // args.batch_size
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     metrics = ["sparse_categorical_accuracy"]
+
+    def optimizer(lr):
+        if args.schedule == "linear":
+            lr = keras.optimizers.schedules.PolynomialDecay(
+                lr, decay_steps=steps * args.epochs, end_learning_rate=0.0
+            )
+        return keras.optimizers.Adam(lr)
+
     labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1)
 
     narrow_layers = [int(b) for b in args.narrow_layers.split(",")]
@@ -158,7 +187,7 @@ def main():
             times = EpochTimes()
             if method == "labels":
                 model, data, kwargs = student, labelled, {}
-                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+                model.compile(optimizer(lr), loss, metrics=metrics)
             elif method == "keras_distiller":
                 model = keras.distillation.Distiller(
                     teacher=teacher,
@@ -168,7 +197,7 @@ def main():
                     ),
                     student_loss_weight=settings["alpha"],
                 )
-                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+                model.compile(optimizer(lr), loss, metrics=metrics)
                 data, kwargs = labelled, {}
             else:
                 model = tf_mp.Distiller(
@@ -178,13 +207,16 @@ def main():
                     alpha=settings["alpha"],
                     hidden_weight=args.hidden_weight,
                 )
-                model.compile(keras.optimizers.Adam(lr), loss, metrics=metrics)
+                model.compile(optimizer(lr), loss, metrics=metrics)
                 data, kwargs = cached_train, {"steps_per_epoch": steps}
             model.fit(data, epochs=args.epochs, callbacks=[times], verbose=2, **kwargs)
             acc = sst2.accuracy(student, x_dev, y_dev)
+            held = sst2.accuracy(student, x_held, y_held)
             row[method] = {
                 "dev_accuracy": round(acc, 4),
                 "fraction_of_teacher": round(acc / teacher_acc, 4),
+                "held_out_accuracy": round(held, 4),
+                "held_out_fraction_of_teacher": round(held / teacher_held, 4),
                 "epoch_s": [round(s, 1) for s in times.seconds],
             }
             if method == "tf_mp_distiller":
@@ -209,12 +241,15 @@ def main():
                 "benchmark": "bench_distill",
                 "rows": args.rows,
                 "transfer_rows": args.transfer,
+                "held_out_rows": args.held_out,
+                "schedule": args.schedule,
                 "seq_len": args.seq_len,
                 "steps": steps * args.epochs,
                 "labelled_weight": labelled_weight,
                 "hidden_weight": args.hidden_weight,
                 "teacher_lr": args.teacher_lr,
                 "teacher_dev_accuracy": round(teacher_acc, 4),
+                "teacher_held_out_accuracy": round(teacher_held, 4),
                 "teacher_finetune_s": round(finetune_s, 1),
                 "teacher_cache_s": round(cache_s, 1),
                 "students": results,
