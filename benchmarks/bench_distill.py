@@ -51,6 +51,12 @@ def parse_args():
         default="linear",
         help="Learning rate: linear decay to 0 over the run, or constant.",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Students' random state and data order (the teacher is fixed).",
+    )
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--temperature", type=float, default=2.0, help="(a)")
     parser.add_argument("--alpha", type=float, default=0.5, help="(a)")
@@ -132,7 +138,7 @@ def main():
             )
         return keras.optimizers.Adam(lr)
 
-    labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1)
+    labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + args.seed)
 
     narrow_layers = [int(b) for b in args.narrow_layers.split(",")]
     students = {
@@ -173,16 +179,15 @@ def main():
     start = time.perf_counter()
     cached = cache.attach(sst2.dataset(pool_x, pool_y, 256, sample_weight=pool_w))
     cache_s = time.perf_counter() - start
-    cached_train = (
-        cached.shuffle(len(pool_y), seed=2).repeat().batch(args.batch_size).prefetch(2)
-    )
+    cached_train = cached.shuffle(len(pool_y), seed=2 + args.seed).repeat()
+    cached_train = cached_train.batch(args.batch_size).prefetch(2)
 
     results = {}
     for name, (recipe, settings) in students.items():
         lr = settings["lr"]
         row = {}
         for method in ("labels", "keras_distiller", "tf_mp_distiller"):
-            keras.utils.set_random_seed(0)
+            keras.utils.set_random_seed(args.seed)
             student = distillation.student_from_teacher(teacher, **recipe)
             times = EpochTimes()
             if method == "labels":
@@ -243,6 +248,7 @@ def main():
                 "transfer_rows": args.transfer,
                 "held_out_rows": args.held_out,
                 "schedule": args.schedule,
+                "seed": args.seed,
                 "seq_len": args.seq_len,
                 "steps": steps * args.epochs,
                 "labelled_weight": labelled_weight,
