@@ -20,8 +20,8 @@ to 0 by default), temperature and alpha, three ways, in one run:
   labelled rows).
 
 Prints one JSON line: dev accuracies, their ratio to the teacher's, accuracy on
-`--held-out` training rows no model trains on (the last rows of the split; what
-the recipe was chosen on, so dev stays untouched by the choice), encoder
+`--held-out` training rows no model trains on (the last rows of the split; the
+learning-rate schedule was chosen on them, not on dev), encoder
 parameters as a fraction of the teacher's, inference examples/second (batch 32)
 next to the teacher's, and the epoch-time ratio of cached tf_mp distillation to
 labels alone (second epochs).
