@@ -102,18 +102,18 @@ def main():
     import tf_mp
     from tf_mp import distillation
 
-    sentences, labels = sst2.read_tsv("train", args.rows)
-    extra, _ = sst2.read_tsv("train", args.transfer, offset=args.rows)
-    dev_sentences, dev_labels = sst2.read_tsv("dev")
-    train_rows = len(sst2.read_tsv("train")[1])
-    if args.rows + args.transfer + args.held_out > train_rows:
+    train_sentences, train_labels = sst2.read_tsv("train")
+    if args.rows + args.transfer + args.held_out > len(train_labels):
         raise ValueError(
             f"--rows {args.rows} + --transfer {args.transfer} + --held-out "
-            f"{args.held_out} exceed the {train_rows} training rows"
+            f"{args.held_out} exceed the {len(train_labels)} training rows"
         )
-    held_sentences, held_labels = sst2.read_tsv(
-        "train", args.held_out, offset=train_rows - args.held_out
-    )
+    sentences, labels = train_sentences[: args.rows], train_labels[: args.rows]
+    extra = train_sentences[args.rows : args.rows + args.transfer]
+    held_start = len(train_labels) - args.held_out
+    held_sentences = train_sentences[held_start:]
+    held_labels = train_labels[held_start:]
+    dev_sentences, dev_labels = sst2.read_tsv("dev")
     x = sst2.tokenize(preset, sentences, args.seq_len)
     x_extra = sst2.tokenize(preset, extra, args.seq_len)
     x_dev = sst2.tokenize(preset, dev_sentences, args.seq_len)
