@@ -21,10 +21,11 @@ def _pair(**kwargs):
     return teacher, student, tf_mp.Distiller(teacher, student, **kwargs)
 
 
-def test_total_loss_is_the_weighted_sum_of_hand_computed_terms():
+@pytest.mark.parametrize("logits_loss", ["kl_divergence", "mse"])
+def test_total_loss_is_the_weighted_sum_of_hand_computed_terms(logits_loss):
     teacher, student, distiller = _pair(
         temperature=3.0, alpha=0.3, hidden_weight=0.5, attention_weight=2.0,
-        layer_map={0: 1, 1: 3},
+        layer_map={0: 1, 1: 3}, logits_loss=logits_loss,
     )  # fmt: skip
     tiny_bert.compile_distiller(distiller)
     logits = teacher.get_layer("logits")
@@ -46,6 +47,8 @@ def test_total_loss_is_the_weighted_sum_of_hand_computed_terms():
     student_loss = -np.mean(np.log(probs[np.arange(8), y]))
     p, q = _softmax(logits_t / 3.0), _softmax(logits_s / 3.0)
     kd = np.mean(np.sum(p * np.log(p / q), axis=-1)) * 9.0
+    if logits_loss == "mse":  # Raw logits: the temperature plays no part.
+        kd = np.mean((logits_t - logits_s) ** 2)
     mask = x["padding_mask"].astype("float32")
     hidden = []
     for i, j in ((0, 1), (1, 3)):
@@ -139,7 +142,7 @@ def test_built_on_construction_and_weights_reload_into_a_fresh_one(tmp_path):
 
 
 def test_saved_distiller_reloads_and_resumes_training(tmp_path):
-    _, _, distiller = _pair(hidden_weight=1.0)
+    _, _, distiller = _pair(hidden_weight=1.0, logits_loss="mse")
     tiny_bert.compile_distiller(distiller)
     data = tiny_bert.dataset()
     distiller.fit(data, epochs=1, verbose=0)
@@ -148,6 +151,7 @@ def test_saved_distiller_reloads_and_resumes_training(tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, tf_mp.Distiller)
     assert loaded.layer_map == distiller.layer_map
+    assert loaded.logits_loss == "mean_squared_error"
     assert int(loaded.optimizer.iterations) == int(distiller.optimizer.iterations)
     again = [
         m.fit(data, epochs=1, verbose=0).history["loss"] for m in (distiller, loaded)
@@ -178,6 +182,11 @@ def test_exported_student_has_no_teacher_or_projection_weights(tmp_path):
         (
             {"alpha": 1.5},
             r"`alpha` must be a number in \[0, 1\]\. Received: alpha=1\.5",
+        ),
+        (
+            {"logits_loss": "cross_entropy"},
+            r"`logits_loss` must be one of \['kl_divergence', 'kld', "
+            r"'mean_squared_error', 'mse'\]\. Received: logits_loss='cross_entropy'",
         ),
         (
             {"hidden_weight": 1.0, "layer_map": {0: 7}},

@@ -32,6 +32,19 @@ def test_logits_term_is_t_squared_kl_of_tempered_softmaxes():
     assert abs(float(keras_default.compute_loss(teacher, student)) - expected) > 0.1
 
 
+def test_mse_logits_term_is_the_mean_squared_error_of_raw_logits():
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(size=(2, 5, 3)).astype("float32") * 4.0
+    expected = np.mean((teacher - student) ** 2)
+    for t in (1.0, 4.0):  # The temperature plays no part.
+        distiller = Distiller(
+            tiny_bert.classifier(seed=0), tiny_bert.classifier(seed=1),
+            temperature=t, logits_loss="mean_squared_error",
+        )  # fmt: skip
+        value = distiller._logits_loss.compute_loss(teacher, student)
+        np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+
+
 def test_hidden_state_term_is_mse_over_kept_tokens():
     rng = np.random.default_rng(1)
     teacher, student = rng.normal(size=(2, 3, 4, 5)).astype("float32")

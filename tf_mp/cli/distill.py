@@ -34,6 +34,12 @@ def add_parser(subparsers):
     )
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument(
+        "--logits-loss",
+        choices=["kl_divergence", "mean_squared_error"],
+        default="kl_divergence",
+        help="Soft-target term: tempered KL, or MSE of the raw logits.",
+    )
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
@@ -68,6 +74,7 @@ def run(args):
         student,
         temperature=args.temperature,
         alpha=args.alpha,
+        logits_loss=args.logits_loss,
         hidden_weight=args.hidden_weight,
     )
     distiller.compile(

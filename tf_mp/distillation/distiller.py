@@ -29,6 +29,7 @@ class Distiller(keras.Model):
 
         alpha * student_loss(labels, student logits)
         + (1 - alpha) * T^2 KL(softmax(teacher / T) || softmax(student / T))
+          [or, with logits_loss="mean_squared_error": MSE(teacher, student logits)]
         + hidden_weight * MSE(projected student hidden states, teacher's)
         + attention_weight * KL(teacher attention || student attention)
 
@@ -63,6 +64,11 @@ class Distiller(keras.Model):
         temperature: float > 0. Softmax temperature of the logits term.
         alpha: float in [0, 1]. Weight of the student (labels) loss; the logits
             term gets `1 - alpha`.
+        logits_loss: `"kl_divergence"` (alias `"kld"`, the default): T^2 KL of
+            the tempered softmaxes (Hinton et al., 2015). `"mean_squared_error"`
+            (alias `"mse"`): mean squared error between the raw logits, the
+            high-temperature limit of the former, which Tang et al. (2019) use
+            to distil BERT into small task models; `temperature` is not used.
         hidden_weight: float >= 0. Weight of the hidden-state term.
         attention_weight: float >= 0. Weight of the attention term.
         layer_map: `{student_block: teacher_block}` for the hidden-state term.
@@ -91,6 +97,7 @@ class Distiller(keras.Model):
         *,
         temperature=2.0,
         alpha=0.5,
+        logits_loss="kl_divergence",
         hidden_weight=0.0,
         attention_weight=0.0,
         layer_map=None,
@@ -101,6 +108,7 @@ class Distiller(keras.Model):
         super().__init__(name=name, **kwargs)
         _check_number("temperature", temperature, low=0.0, low_open=True)
         _check_number("alpha", alpha, low=0.0, high=1.0)
+        logits_loss = _logits_loss_name(logits_loss)
         _check_number("hidden_weight", hidden_weight, low=0.0)
         _check_number("attention_weight", attention_weight, low=0.0)
         _check_compatible(teacher, student)
@@ -109,6 +117,7 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+        self.logits_loss = logits_loss
         self.hidden_weight = float(hidden_weight)
         self.attention_weight = float(attention_weight)
 
@@ -138,12 +147,7 @@ class Distiller(keras.Model):
             self.attention_layer_map.values(),
             "teacher",
         )
-        # A `KLDivergence` instance, not the default "kl_divergence" string:
-        # Keras 3.15 resolves the string to a plain function, which skips the
-        # softmax and the T^2 scaling (KL of clipped raw logits).
-        self._logits_loss = keras.distillation.LogitsDistillation(
-            temperature=self.temperature, loss=keras.losses.KLDivergence()
-        )
+        self._logits_loss = _logits_distillation(logits_loss, self.temperature)
         self.projections = self._make_projections()
         self._trackers = {"student_loss": keras.metrics.Mean(name="student_loss")}
         for name, active in (
@@ -246,6 +250,7 @@ class Distiller(keras.Model):
                 "student": keras.saving.serialize_keras_object(self.student),
                 "temperature": self.temperature,
                 "alpha": self.alpha,
+                "logits_loss": self.logits_loss,
                 "hidden_weight": self.hidden_weight,
                 "attention_weight": self.attention_weight,
                 "layer_map": {str(s): t for s, t in self.layer_map.items()},
@@ -324,6 +329,38 @@ def _layer_map(argument, layer_map, student_depth, teacher_depth, default):
             )
         checked[s] = t
     return checked
+
+
+_LOGITS_LOSSES = {
+    "kl_divergence": "kl_divergence",
+    "kld": "kl_divergence",
+    "mean_squared_error": "mean_squared_error",
+    "mse": "mean_squared_error",
+}
+
+
+def _logits_loss_name(logits_loss):
+    if not isinstance(logits_loss, str) or logits_loss not in _LOGITS_LOSSES:
+        raise ValueError(
+            "`logits_loss` must be one of "
+            f"{sorted(_LOGITS_LOSSES)}. Received: logits_loss={logits_loss!r}"
+        )
+    return _LOGITS_LOSSES[logits_loss]
+
+
+def _logits_distillation(name, temperature):
+    """`keras.distillation.LogitsDistillation` computing the `logits_loss` term."""
+    if name == "mean_squared_error":
+        # Temperature 1: the loss on the raw logits, unscaled.
+        return keras.distillation.LogitsDistillation(
+            temperature=1.0, loss=keras.losses.MeanSquaredError()
+        )
+    # A `KLDivergence` instance, not the default "kl_divergence" string:
+    # Keras 3.15 resolves the string to a plain function, which skips the
+    # softmax and the T^2 scaling (KL of clipped raw logits).
+    return keras.distillation.LogitsDistillation(
+        temperature=temperature, loss=keras.losses.KLDivergence()
+    )
 
 
 def _check_number(argument, value, low=None, high=None, low_open=False):
