@@ -15,16 +15,20 @@ to 0 by default), temperature and alpha, three ways, in one run:
   `student_loss_weight=alpha`, as a Keras user would write it;
 * `tf_mp.Distiller` (logits, plus hidden states with `--hidden-weight`) fed by
   a `TeacherCache` over the labelled rows plus `--transfer` further training
-  rows used without their labels (sample weight 0 in the student loss; the
-  labelled rows weigh pool / labelled, so the labels loss stays a mean over
-  labelled rows).
+  rows (of at least `--transfer-min-words` words) used without their labels
+  (sample weight 0 in the student loss; the labelled rows weigh pool /
+  labelled, so the labels loss stays a mean over labelled rows).
 
-Prints one JSON line: dev accuracies, their ratio to the teacher's, accuracy on
-`--held-out` training rows no model trains on (the last rows of the split; the
-learning-rate schedule was chosen on them, not on dev), encoder
-parameters as a fraction of the teacher's, inference examples/second (batch 32)
-next to the teacher's, and the epoch-time ratio of cached tf_mp distillation to
-labels alone (second epochs).
+With `--seeds 0,1,2` every student is trained once per seed (its random state
+and data order; the teacher is fixed) and the accuracies are averaged.
+
+Prints one JSON line: dev accuracies (mean, and per seed), their ratio to the
+teacher's, accuracy on `--held-out` training rows no model trains on (the last
+rows of the split; the recipe was chosen on them, not on dev) and on those of
+them with at least 10 words (sentence-like, as dev's), encoder parameters as a
+fraction of the teacher's, inference examples/second (batch 32) next to the
+teacher's, and the epoch-time ratio of cached tf_mp distillation to labels
+alone (second epochs, per seed).
 """
 
 import argparse
@@ -34,6 +38,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+METHODS = ("labels", "keras_distiller", "tf_mp_distiller")
+# Held-out rows of this many words or more are reported apart: sentence-like,
+# as dev's are (SST-2 dev: median 19 words; training rows: median 7, phrases).
+SENTENCE = 10
 
 
 def parse_args():
@@ -52,10 +62,17 @@ def parse_args():
         help="Learning rate: linear decay to 0 over the run, or constant.",
     )
     parser.add_argument(
-        "--seed",
+        "--seeds",
+        default="0",
+        help="Comma-separated seeds, e.g. 0,1,2: each sets the students' random "
+        "state and data order (the teacher is fixed); accuracies are averaged.",
+    )
+    parser.add_argument(
+        "--transfer-min-words",
         type=int,
         default=0,
-        help="Students' random state and data order (the teacher is fixed).",
+        help="Take as transfer rows only training rows of at least N words "
+        "(0: the rows after the labelled ones, as they come).",
     )
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--temperature", type=float, default=2.0, help="(a)")
@@ -93,6 +110,7 @@ class EpochTimes:
 
 def main():
     args = parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     import sst2_teacher as sst2
 
     preset = args.preset or sst2.minilm_path()
@@ -103,29 +121,48 @@ def main():
     from tf_mp import distillation
 
     train_sentences, train_labels = sst2.read_tsv("train")
-    if args.rows + args.transfer + args.held_out > len(train_labels):
-        raise ValueError(
-            f"--rows {args.rows} + --transfer {args.transfer} + --held-out "
-            f"{args.held_out} exceed the {len(train_labels)} training rows"
-        )
-    sentences, labels = train_sentences[: args.rows], train_labels[: args.rows]
-    extra = train_sentences[args.rows : args.rows + args.transfer]
     held_start = len(train_labels) - args.held_out
+    sentences, labels = train_sentences[: args.rows], train_labels[: args.rows]
+    extra = [
+        text
+        for text in train_sentences[args.rows : max(args.rows, held_start)]
+        if len(text.split()) >= args.transfer_min_words
+    ][: args.transfer]
+    if len(extra) < args.transfer or len(labels) < args.rows:
+        raise ValueError(
+            f"--transfer {args.transfer}: the {len(train_labels)} training rows "
+            f"hold only {len(extra)} rows of at least --transfer-min-words "
+            f"{args.transfer_min_words} words between the --rows {args.rows} "
+            f"labelled rows and the --held-out {args.held_out} last ones"
+        )
     held_sentences = train_sentences[held_start:]
     held_labels = train_labels[held_start:]
     dev_sentences, dev_labels = sst2.read_tsv("dev")
     x = sst2.tokenize(preset, sentences, args.seq_len)
     x_extra = sst2.tokenize(preset, extra, args.seq_len)
-    x_dev = sst2.tokenize(preset, dev_sentences, args.seq_len)
+    y = np.asarray(labels, "int32")
+    long_rows = [i for i, t in enumerate(held_sentences) if len(t.split()) >= SENTENCE]
     x_held = sst2.tokenize(preset, held_sentences, args.seq_len)
-    y, y_dev = np.asarray(labels, "int32"), np.asarray(dev_labels, "int32")
     y_held = np.asarray(held_labels, "int32")
+    eval_sets = {
+        "dev": (sst2.tokenize(preset, dev_sentences, args.seq_len), dev_labels),
+        "held_out": (x_held, y_held),
+        "held_out_sentences": (
+            {k: v[long_rows] for k, v in x_held.items()},
+            y_held[long_rows],
+        ),
+    }
+
+    def accuracies(model):
+        return {
+            name: sst2.accuracy(model, xs, np.asarray(ys, "int32"))
+            for name, (xs, ys) in eval_sets.items()
+        }
 
     teacher, finetune_s = sst2.fine_tuned_teacher(
         preset, x, y, args.seq_len, lr=args.teacher_lr
     )
-    teacher_acc = sst2.accuracy(teacher, x_dev, y_dev)
-    teacher_held = sst2.accuracy(teacher, x_held, y_held)
+    teacher_acc = accuracies(teacher)
     teacher_params = distillation.encoder_parameters(teacher)
     steps = args.rows // args.batch_size
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -137,8 +174,6 @@ def main():
                 lr, decay_steps=steps * args.epochs, end_learning_rate=0.0
             )
         return keras.optimizers.Adam(lr)
-
-    labelled = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + args.seed)
 
     narrow_layers = [int(b) for b in args.narrow_layers.split(",")]
     students = {
@@ -179,65 +214,77 @@ def main():
     start = time.perf_counter()
     cached = cache.attach(sst2.dataset(pool_x, pool_y, 256, sample_weight=pool_w))
     cache_s = time.perf_counter() - start
-    cached_train = cached.shuffle(len(pool_y), seed=2 + args.seed).repeat()
-    cached_train = cached_train.batch(args.batch_size).prefetch(2)
+
+    def train(method, recipe, settings, seed):
+        """`(trained student, epoch seconds)` for one method and seed."""
+        keras.utils.set_random_seed(seed)
+        student = distillation.student_from_teacher(teacher, **recipe)
+        times = EpochTimes()
+        kwargs = {}
+        if method == "labels":
+            model = student
+            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
+        elif method == "keras_distiller":
+            model = keras.distillation.Distiller(
+                teacher=teacher,
+                student=student,
+                distillation_losses=keras.distillation.LogitsDistillation(
+                    temperature=settings["temperature"]
+                ),
+                student_loss_weight=settings["alpha"],
+            )
+            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
+        else:
+            model = tf_mp.Distiller(
+                teacher,
+                student,
+                temperature=settings["temperature"],
+                alpha=settings["alpha"],
+                hidden_weight=args.hidden_weight,
+            )
+            data = cached.shuffle(len(pool_y), seed=2 + seed).repeat()
+            data = data.batch(args.batch_size).prefetch(2)
+            kwargs = {"steps_per_epoch": steps}
+        model.compile(optimizer(settings["lr"]), loss, metrics=metrics)
+        model.fit(data, epochs=args.epochs, callbacks=[times], verbose=2, **kwargs)
+        return student, [round(s, 1) for s in times.seconds]
 
     results = {}
     for name, (recipe, settings) in students.items():
-        lr = settings["lr"]
         row = {}
-        for method in ("labels", "keras_distiller", "tf_mp_distiller"):
-            keras.utils.set_random_seed(args.seed)
-            student = distillation.student_from_teacher(teacher, **recipe)
-            times = EpochTimes()
-            if method == "labels":
-                model, data, kwargs = student, labelled, {}
-                model.compile(optimizer(lr), loss, metrics=metrics)
-            elif method == "keras_distiller":
-                model = keras.distillation.Distiller(
-                    teacher=teacher,
-                    student=student,
-                    distillation_losses=keras.distillation.LogitsDistillation(
-                        temperature=settings["temperature"]
-                    ),
-                    student_loss_weight=settings["alpha"],
-                )
-                model.compile(optimizer(lr), loss, metrics=metrics)
-                data, kwargs = labelled, {}
-            else:
-                model = tf_mp.Distiller(
-                    teacher,
-                    student,
-                    temperature=settings["temperature"],
-                    alpha=settings["alpha"],
-                    hidden_weight=args.hidden_weight,
-                )
-                model.compile(optimizer(lr), loss, metrics=metrics)
-                data, kwargs = cached_train, {"steps_per_epoch": steps}
-            model.fit(data, epochs=args.epochs, callbacks=[times], verbose=2, **kwargs)
-            acc = sst2.accuracy(student, x_dev, y_dev)
-            held = sst2.accuracy(student, x_held, y_held)
+        for method in METHODS:
+            runs = [train(method, recipe, settings, seed) for seed in seeds]
+            scores = [accuracies(student) for student, _ in runs]
+            per_seed = {k: [round(sc[k], 4) for sc in scores] for k in eval_sets}
+            mean = {k: float(np.mean(v)) for k, v in per_seed.items()}
             row[method] = {
-                "dev_accuracy": round(acc, 4),
-                "fraction_of_teacher": round(acc / teacher_acc, 4),
-                "held_out_accuracy": round(held, 4),
-                "held_out_fraction_of_teacher": round(held / teacher_held, 4),
-                "epoch_s": [round(s, 1) for s in times.seconds],
+                "dev_accuracy": round(mean["dev"], 4),
+                "fraction_of_teacher": round(mean["dev"] / teacher_acc["dev"], 4),
+                "held_out_accuracy": round(mean["held_out"], 4),
+                "held_out_fraction_of_teacher": round(
+                    mean["held_out"] / teacher_acc["held_out"], 4
+                ),
+                "held_out_sentences_accuracy": round(mean["held_out_sentences"], 4),
+                "per_seed": per_seed,
+                "epoch_s": [times for _, times in runs],
             }
             if method == "tf_mp_distiller":
-                trained = student
+                trained = runs[-1][0]
         row["settings"] = {"layers": recipe["layers"], **settings}
         row["encoder_params_fraction"] = round(
             distillation.encoder_parameters(trained) / teacher_params, 4
         )
         speed = sst2.examples_per_second(
-            {"teacher": teacher, "student": trained}, x_dev
+            {"teacher": teacher, "student": trained}, eval_sets["dev"][0]
         )
         row["inference_examples_per_s"] = {k: round(v, 1) for k, v in speed.items()}
         row["speedup_vs_teacher"] = round(speed["student"] / speed["teacher"], 2)
-        row["cached_epoch_vs_labels_epoch"] = round(
-            row["tf_mp_distiller"]["epoch_s"][-1] / row["labels"]["epoch_s"][-1], 3
-        )
+        row["cached_epoch_vs_labels_epoch"] = [
+            round(cached_s[-1] / labels_s[-1], 3)
+            for cached_s, labels_s in zip(
+                row["tf_mp_distiller"]["epoch_s"], row["labels"]["epoch_s"]
+            )
+        ]
         results[name] = row
 
     print(
@@ -248,14 +295,19 @@ def main():
                 "transfer_rows": args.transfer,
                 "held_out_rows": args.held_out,
                 "schedule": args.schedule,
-                "seed": args.seed,
+                "seeds": seeds,
+                "transfer_min_words": args.transfer_min_words,
+                "held_out_sentence_rows": len(long_rows),
                 "seq_len": args.seq_len,
                 "steps": steps * args.epochs,
                 "labelled_weight": labelled_weight,
                 "hidden_weight": args.hidden_weight,
                 "teacher_lr": args.teacher_lr,
-                "teacher_dev_accuracy": round(teacher_acc, 4),
-                "teacher_held_out_accuracy": round(teacher_held, 4),
+                "teacher_dev_accuracy": round(teacher_acc["dev"], 4),
+                "teacher_held_out_accuracy": round(teacher_acc["held_out"], 4),
+                "teacher_held_out_sentences_accuracy": round(
+                    teacher_acc["held_out_sentences"], 4
+                ),
                 "teacher_finetune_s": round(finetune_s, 1),
                 "teacher_cache_s": round(cache_s, 1),
                 "students": results,
