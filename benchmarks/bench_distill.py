@@ -70,10 +70,10 @@ def parse_args():
     parser.add_argument(
         "--transfer-min-words",
         type=int,
-        default=SENTENCE,
+        default=0,
         help="Take as transfer rows only training rows of at least N words, "
-        "sentence-like as dev's (0: the rows after the labelled ones, as they "
-        "come: the runs before this option).",
+        "e.g. 10: sentence-like, as dev's (0: the rows after the labelled ones, "
+        "as they come).",
     )
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--temperature", type=float, default=2.0, help="(a)")
