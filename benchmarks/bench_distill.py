@@ -146,7 +146,10 @@ def main():
     x_held = sst2.tokenize(preset, held_sentences, args.seq_len)
     y_held = np.asarray(held_labels, "int32")
     eval_sets = {
-        "dev": (sst2.tokenize(preset, dev_sentences, args.seq_len), dev_labels),
+        "dev": (
+            sst2.tokenize(preset, dev_sentences, args.seq_len),
+            np.asarray(dev_labels, "int32"),
+        ),
         "held_out": (x_held, y_held),
         "held_out_sentences": (
             {k: v[long_rows] for k, v in x_held.items()},
@@ -156,8 +159,7 @@ def main():
 
     def accuracies(model):
         return {
-            name: sst2.accuracy(model, xs, np.asarray(ys, "int32"))
-            for name, (xs, ys) in eval_sets.items()
+            name: sst2.accuracy(model, xs, ys) for name, (xs, ys) in eval_sets.items()
         }
 
     teacher, finetune_s = sst2.fine_tuned_teacher(
