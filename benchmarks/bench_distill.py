@@ -223,10 +223,8 @@ def main():
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **recipe)
         times = EpochTimes()
-        kwargs = {}
         if method == "labels":
             model = student
-            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
         elif method == "keras_distiller":
             model = keras.distillation.Distiller(
                 teacher=teacher,
@@ -236,7 +234,6 @@ def main():
                 ),
                 student_loss_weight=settings["alpha"],
             )
-            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
         else:
             model = tf_mp.Distiller(
                 teacher,
@@ -245,9 +242,13 @@ def main():
                 alpha=settings["alpha"],
                 hidden_weight=args.hidden_weight,
             )
+        if method == "tf_mp_distiller":
             data = cached.shuffle(len(pool_y), seed=2 + seed).repeat()
             data = data.batch(args.batch_size).prefetch(2)
             kwargs = {"steps_per_epoch": steps}
+        else:  # Both baselines read the labelled rows only.
+            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
+            kwargs = {}
         model.compile(optimizer(settings["lr"]), loss, metrics=metrics)
         model.fit(data, epochs=args.epochs, callbacks=[times], verbose=2, **kwargs)
         return student, [round(s, 1) for s in times.seconds]
