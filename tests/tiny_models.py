@@ -85,6 +85,27 @@ def bert_classifier():
     )
 
 
+def partitioned_bert_with_dropout():
+    """keras-hub's defaults for fine-tuning (dropout 0.1 everywhere), with
+    tf_mp's partitioned blocks: dropout on replicated and sharded activations."""
+    keras.utils.set_random_seed(4)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=4,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=SEQ,
+        dropout=0.1,
+    )
+    return keras_hub.models.BertTextClassifier(
+        tf_mp.models.partition_bert(backbone),
+        num_classes=2,
+        preprocessor=None,
+        dropout=0.1,
+    )
+
+
 def bert_data():
     rng = np.random.default_rng(2)
     lengths = rng.integers(3, SEQ + 1, size=(NUM_SAMPLES,))
@@ -103,6 +124,7 @@ MODELS = {
     "mlp": (mlp, mlp_layout_map, mlp_data),
     "embedding": (embedding_model, embedding_layout_map, embedding_data),
     "bert": (bert_classifier, tf_mp.bert_layout_map, bert_data),
+    "bert_dropout": (partitioned_bert_with_dropout, tf_mp.bert_layout_map, bert_data),
 }
 
 OPTIMIZERS = {

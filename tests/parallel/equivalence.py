@@ -1,18 +1,29 @@
 """Runs a tiny model single-device and sharded, and returns what to compare."""
 
+import contextlib
+import os
+import tempfile
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 import tf_mp
 from tests import tiny_models
+from tf_mp.parallel import _dtensor_bridge
 
 
 def gradients(model, x, y, distribution=None):
-    """Gradients of the training loss, as host arrays (slices made dense)."""
+    """Gradients of the training loss, as host arrays (slices made dense).
+
+    A custom step on a mesh is traced in the distribution's scope, so dropout
+    follows the mesh's random-number rule (masks drawn at the global shape).
+    """
     loss_fn = tiny_models.loss()
+    scope = contextlib.nullcontext()
     if distribution is not None:
         x, y = distribution.distribute_data((x, y))
+        scope = distribution.scope()
 
     @tf.function
     def compute(x, y):
@@ -21,7 +32,9 @@ def gradients(model, x, y, distribution=None):
         grads = tape.gradient(loss, model.trainable_weights)
         return [tf.convert_to_tensor(g) for g in grads]
 
-    return [np.asarray(tf_mp.gather(g)) for g in compute(x, y)]
+    with scope:
+        grads = compute(x, y)
+    return [np.asarray(tf_mp.gather(g)) for g in grads]
 
 
 def run(model_name, optimizer_name, mesh=None, epochs=2):
@@ -53,11 +66,50 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
     )
     return {
         "model": model,
+        "x": x,
         "predictions": predictions,
         "gradients": grads,
         "history": history.history,
         "weights": model.get_weights(),
     }
+
+
+def assert_replicas_identical(model):
+    """Every fully replicated variable (weights, optimizer slots, metric state)
+    holds bitwise the same value on every device of its mesh."""
+    variables = list(model.variables) + list(model.optimizer.variables)
+    replicated = [
+        v
+        for v in variables
+        if (layout := _dtensor_bridge.variable_layout(v)) is not None
+        and layout.is_fully_replicated()
+    ]
+    assert replicated, "no replicated mesh variable to check"
+    for variable, copies in zip(replicated, _dtensor_bridge.replica_values(replicated)):
+        for device, copy in enumerate(copies[1:], start=1):
+            np.testing.assert_array_equal(
+                copy, copies[0], err_msg=f"{variable.path} on device {device}"
+            )
+
+
+def assert_saved_weights_reproduce(run_result, model_name):
+    """A fresh single-device model loaded from the trained model's saved weights
+    predicts what the trained model predicts: the file holds what was trained."""
+    model = run_result["model"]
+    build = tiny_models.MODELS[model_name][0]
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "trained.weights.h5")
+        model.save_weights(path)
+        fresh = build()
+        fresh.load_weights(path)
+    x = run_result["x"]
+    batch = tiny_models.BATCH_SIZE
+    np.testing.assert_allclose(
+        fresh.predict(x, batch_size=batch, verbose=0),
+        model.predict(x, batch_size=batch, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def assert_same_run(actual, expected, rtol=1e-5, atol=1e-6):

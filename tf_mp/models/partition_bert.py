@@ -1,9 +1,10 @@
 """`partition_bert`: a keras-hub BERT backbone with tensor-parallel encoder blocks."""
 
-import keras
+import contextlib
+
 import keras_hub
 
-from tf_mp.layers.parallel_transformer_encoder import ParallelTransformerEncoder
+from tf_mp.models.parallel_bert_backbone import ParallelBertBackbone
 from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.model_parallel import ModelParallel
 
@@ -11,25 +12,26 @@ from tf_mp.parallel.model_parallel import ModelParallel
 def partition_bert(backbone, mesh=None, model_axis="model", shard_embeddings=True):
     """Rebuilds a BERT backbone with `ParallelTransformerEncoder` blocks.
 
-    The result has the backbone's inputs (`token_ids`, `segment_ids`,
-    `padding_mask`), outputs (`sequence_output`, `pooled_output`), layer names
-    and weights (copied), so it drops into `keras_hub.models.BertTextClassifier`
-    and `tf_mp.bert_layout_map` applies to it unchanged.
+    The result is a `tf_mp.models.ParallelBertBackbone`, itself a
+    `keras_hub.models.BertBackbone`: the same config (dtype policy included),
+    attributes, inputs (`token_ids`, `segment_ids`, `padding_mask`), outputs
+    (`sequence_output`, `pooled_output`), layer names and weights (copied). Any
+    keras-hub task that takes a BERT backbone takes it, and
+    `tf_mp.bert_layout_map` applies to it unchanged.
 
     Args:
         backbone: a `keras_hub.models.BertBackbone` (random init, `from_preset`,
             or already sharded; its weights are gathered).
-        mesh: optional `tf_mp.Mesh`. When given, the new model is created on it
-            (blocks split over `model_axis`, the rest replicated). When `None`,
-            it is created in the current context: unsharded, or sharded by an
-            enclosing `ModelParallel.scope()`.
+        mesh: optional `tf_mp.Mesh`. When given, the new backbone is created on
+            it (blocks split over `model_axis`, the rest replicated). When
+            `None`, it is created in the current context: unsharded, or sharded
+            by an enclosing `ModelParallel.scope()`.
         model_axis: str. The tensor-parallel mesh axis. Defaults to `"model"`.
         shard_embeddings: bool. With `mesh`, also split the token embedding
             along its hidden dimension. Defaults to `True`.
 
     Returns:
-        A functional `keras.Model` (not a `BertBackbone`: preset saving is not
-        available on it; save it with `save_weights` or `model.save`).
+        A `tf_mp.models.ParallelBertBackbone`.
 
     Example:
 
@@ -50,21 +52,15 @@ def partition_bert(backbone, mesh=None, model_axis="model", shard_embeddings=Tru
             "`backbone` must be a `keras_hub.models.BertBackbone`. "
             f"Received: {backbone!r} of type {type(backbone).__name__}"
         )
-
-    def clone_layer(layer):
-        config = layer.get_config()
-        if isinstance(layer, keras_hub.layers.TransformerEncoder):
-            config["model_axis"] = model_axis
-            return ParallelTransformerEncoder.from_config(config)
-        return layer.__class__.from_config(config)
-
-    if mesh is None:
-        partitioned = keras.models.clone_model(backbone, clone_function=clone_layer)
-    else:
+    config = backbone.get_config()
+    config["model_axis"] = model_axis
+    scope = contextlib.nullcontext()
+    if mesh is not None:
         layout_map = LayoutMap(mesh)
         if shard_embeddings:
             layout_map[r"token_embedding/embeddings$"] = (None, model_axis)
-        with ModelParallel(mesh, layout_map).scope():
-            partitioned = keras.models.clone_model(backbone, clone_function=clone_layer)
+        scope = ModelParallel(mesh, layout_map).scope()
+    with scope:
+        partitioned = ParallelBertBackbone.from_config(config)
     partitioned.set_weights(backbone.get_weights())
     return partitioned

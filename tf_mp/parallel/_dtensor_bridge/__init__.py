@@ -22,9 +22,22 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
   variable's layout, and `numpy()` gathers shards, so `set_weights`,
   `load_weights`, `save_weights` and `.keras` files work unchanged.
 
+* Randomness. Random draws traced for a mesh are made at the global shape
+  (`randomness.py` states the rule and why DTensor's own expansion is not used).
+  Keras's process-wide state (the global `SeedGenerator` of unseeded
+  `keras.random.*` calls) is created off-mesh even inside a scope: it belongs to
+  no model, and pinning it to one mesh broke every later unseeded draw outside
+  that mesh.
+* Eager calls. `model(x)`, `predict_on_batch` & co. on a model on a mesh place
+  host inputs on the mesh, run the call in a `tf.function`, and return host
+  values (`eager.py`).
+
 Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
 `Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
-`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`, the
+`Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`,
+`Layer.__call__`, `keras.src.random.seed_generator.global_seed_generator`, the
+TensorFlow backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
+`_get_concrete_noise_shape`), the
 `_keras_mask` tensor attribute (`keras.src.backend.common.masking`), and, for
 distillation, `keras.src.models.functional.Functional` (is a model a graph of
 layers) and `keras.src.losses.loss.unscale_loss_for_distribution`.
@@ -44,6 +57,7 @@ from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from keras.src.losses import loss as _keras_loss
 from keras.src.models import functional as _keras_functional
+from keras.src.random import seed_generator as _keras_seed_generator
 from tensorflow.dtensor.python import api as _dtensor_api
 from tensorflow.experimental import dtensor
 
@@ -183,6 +197,48 @@ def gather(value):
     return tf.convert_to_tensor(out)
 
 
+def replica_values(variables):
+    """Each device's own copy of fully replicated mesh variables.
+
+    Returns one list per variable: its value on every device of its mesh, in
+    mesh order. `dtensor.unpack` of a replicated value is no witness that the
+    copies agree (eagerly it showed equal copies of weights that differed).
+    Here each device keeps its own copy as one row of a tensor split over every
+    mesh axis, so the rows are what the devices really hold.
+    """
+    layouts = [variable_layout(v) for v in variables]
+    for variable, layout in zip(variables, layouts):
+        if layout is None or not layout.is_fully_replicated():
+            raise ValueError(
+                "`variables` must be fully replicated mesh variables. Received: "
+                f"{getattr(variable, 'path', variable)} with layout {layout}"
+            )
+    values = [getattr(v, "_value", v) for v in variables]
+
+    @tf.function
+    @tf.autograph.experimental.do_not_convert
+    def rows():
+        out = []
+        for value, layout in zip(values, layouts):
+            mesh = layout.mesh
+            axes = tuple(mesh.dim_names)
+            copy = tf.convert_to_tensor(value)
+            rank = copy.shape.rank
+            stacked = tf.tile(tf.expand_dims(copy, 0), [mesh.size] + [1] * rank)
+            stacked = tf.reshape(
+                stacked, [mesh.dim_size(a) for a in axes] + list(copy.shape)
+            )
+            out.append(
+                dtensor.relayout(stacked, make_layout(mesh, axes + (None,) * rank))
+            )
+        return out
+
+    return [
+        [np.reshape(part.numpy(), variable.shape) for part in dtensor.unpack(row)]
+        for variable, row in zip(variables, rows())
+    ]
+
+
 def sharding_of(variable):
     """`(axes, local_shape)` of a Keras variable, or `None` if it is off-mesh."""
     layout = variable_layout(variable)
@@ -285,20 +341,59 @@ def _patched_trainer_init(self, *args, **kwargs):
         attach_model(self, _ACTIVE[-1])
 
 
+_ORIGINAL_GLOBAL_SEED_GENERATOR = _keras_seed_generator.global_seed_generator
+
+
+def _off_mesh_global_seed_generator():
+    """Keras's process-wide `SeedGenerator`, created outside every scope."""
+    with off_mesh():
+        return _ORIGINAL_GLOBAL_SEED_GENERATOR()
+
+
+@contextlib.contextmanager
+def off_mesh():
+    """Suspends every open scope: variables created inside are plain Keras ones."""
+    saved = _ACTIVE[:]
+    del _ACTIVE[:]
+    try:
+        yield
+    finally:
+        _ACTIVE[:] = saved
+
+
+def _install_patches():
+    _keras_tf_core.Variable._initialize = _patched_initialize
+    _keras_tf_trainer.TensorFlowTrainer.__init__ = _patched_trainer_init
+    _keras_seed_generator.global_seed_generator = _off_mesh_global_seed_generator
+    randomness.install()
+
+
+def _remove_patches():
+    _keras_tf_core.Variable._initialize = _ORIGINAL_INITIALIZE
+    _keras_tf_trainer.TensorFlowTrainer.__init__ = _ORIGINAL_TRAINER_INIT
+    _keras_seed_generator.global_seed_generator = _ORIGINAL_GLOBAL_SEED_GENERATOR
+    randomness.uninstall()
+
+
 @contextlib.contextmanager
 def variable_scope(distribution):
     """While open, new Keras variables and models are placed on `distribution`."""
     _ACTIVE.append(distribution)
     if len(_ACTIVE) == 1:
-        _keras_tf_core.Variable._initialize = _patched_initialize
-        _keras_tf_trainer.TensorFlowTrainer.__init__ = _patched_trainer_init
+        _install_patches()
     try:
         yield
     finally:
         _ACTIVE.pop()
         if not _ACTIVE:
-            _keras_tf_core.Variable._initialize = _ORIGINAL_INITIALIZE
-            _keras_tf_trainer.TensorFlowTrainer.__init__ = _ORIGINAL_TRAINER_INIT
+            _remove_patches()
+
+
+def tracing_distribution():
+    """The distribution whose step (or, else, whose scope) is open, or `None`."""
+    if _STEP:
+        return _STEP[-1]
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 def _resolve_layout(distribution, keras_variable, shape):
@@ -386,7 +481,7 @@ def gradient_fan_in(x):
 
 
 @contextlib.contextmanager
-def _step_context(distribution):
+def step_context(distribution):
     with variable_scope(distribution):
         _STEP.append(distribution)
         try:
@@ -421,7 +516,9 @@ def adopt_variable(keras_variable, distribution):
 
 
 def attach_model(model, distribution):
-    """Routes `model.fit` / `evaluate` / `predict` through DTensor step functions."""
+    """Routes `model.fit` / `evaluate` / `predict` (and eager calls) through
+    DTensor step functions."""
+    eager.install()
     object.__setattr__(model, "_tf_mp_distribution", distribution)
     for kind in ("train", "test", "predict"):
         maker = functools.partial(_make_function, model, kind)
@@ -485,7 +582,7 @@ def _run_steps(model, step, distribution, iterator):
         if outputs is None:
             _build_compiled_state(model, distribution, data)
         data, _ = distribute_batch(data, distribution, pad=False)
-        with _step_context(distribution):
+        with step_context(distribution):
             outputs = step(data)
     return tree.map_structure(gather, outputs)
 
@@ -513,7 +610,7 @@ def _run_predict(model, step, distribution, batches):
     results = []
     for data in batches:
         data, size = distribute_batch(data, distribution, pad=True)
-        with _step_context(distribution):
+        with step_context(distribution):
             outputs = step(data)
         results.append(tree.map_structure(lambda t, n=size: gather(t)[:n], outputs))
     if len(results) == 1:
@@ -576,3 +673,7 @@ def is_functional(model):
 def unscale_loss_for_distribution(value):
     """A loss scaled by Keras for a `tf.distribute` replica, back to its mean."""
     return _keras_loss.unscale_loss_for_distribution(value)
+
+
+from tf_mp.parallel._dtensor_bridge import eager  # noqa: E402
+from tf_mp.parallel._dtensor_bridge import randomness  # noqa: E402
