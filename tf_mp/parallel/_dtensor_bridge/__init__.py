@@ -299,8 +299,10 @@ class MeshVariable(dtensor.DVariable):
         return gather(self.read_value()).numpy()
 
 
-def _new_mesh_variable(keras_variable, value, layout):
+def _new_mesh_variable(keras_variable, value, layout, distribution):
+    eager.install()
     keras_variable._layout = layout
+    keras_variable._tf_mp_distribution = distribution
     return MeshVariable(
         place(value, layout),
         trainable=keras_variable.trainable,
@@ -332,7 +334,7 @@ def _patched_initialize(self, value):
             value = value()
         value = tf.convert_to_tensor(value, dtype=self._dtype)
         layout = _resolve_layout(distribution, self, value.shape)
-        self._value = _new_mesh_variable(self, value, layout)
+        self._value = _new_mesh_variable(self, value, layout, distribution)
 
 
 def _patched_trainer_init(self, *args, **kwargs):
@@ -387,6 +389,11 @@ def variable_scope(distribution):
         _ACTIVE.pop()
         if not _ACTIVE:
             _remove_patches()
+
+
+def active_distribution():
+    """The distribution whose scope is open (innermost), else `None`."""
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 def tracing_distribution():
@@ -508,7 +515,9 @@ def adopt_variable(keras_variable, distribution):
     with tf.init_scope():
         value = raw.read_value()
         layout = _resolve_layout(distribution, keras_variable, value.shape)
-        keras_variable._value = _new_mesh_variable(keras_variable, value, layout)
+        keras_variable._value = _new_mesh_variable(
+            keras_variable, value, layout, distribution
+        )
 
 
 # ---------------------------------------------------------------------------------
@@ -516,9 +525,8 @@ def adopt_variable(keras_variable, distribution):
 
 
 def attach_model(model, distribution):
-    """Routes `model.fit` / `evaluate` / `predict` (and eager calls) through
-    DTensor step functions."""
-    eager.install()
+    """Routes `model.fit` / `evaluate` / `predict` through DTensor step
+    functions."""
     object.__setattr__(model, "_tf_mp_distribution", distribution)
     for kind in ("train", "test", "predict"):
         maker = functools.partial(_make_function, model, kind)
@@ -528,6 +536,19 @@ def attach_model(model, distribution):
 def distribution_of(model):
     """The `ModelParallel` a model was built in the scope of, else `None`."""
     return getattr(model, "_tf_mp_distribution", None)
+
+
+def layer_distribution(layer):
+    """The `ModelParallel` of a model or of the first mesh variable of a
+    layer, else `None`."""
+    distribution = distribution_of(layer)
+    if distribution is not None:
+        return distribution
+    for variable in layer.weights:
+        distribution = getattr(variable, "_tf_mp_distribution", None)
+        if distribution is not None:
+            return distribution
+    return None
 
 
 def _adopt_model_state(model, distribution):

@@ -1,24 +1,27 @@
-"""Eager calls of a model on a mesh: `model(x)` as Keras users write it.
+"""Eager calls of models and layers on a mesh: `model(x)` as Keras users write it.
 
 DTensor runs eager ops on DTensors, but a model's weights are DTensors and a
 user's inputs are host values: DTensor refuses to mix them ("SelectV2 got a
 regular tensor"), and dropout or gradient tapes need a traced function anyway.
-So an eager call of a model attached to a mesh shards its tensor arguments along
-the batch axis (padding a batch that does not divide, then trimming the outputs),
-runs the call in a `tf.function` with the tf_mp step rules active (activation
-layouts, dropout masks), and returns host tensors, as the call would off-mesh.
-Python values (`training=True`) stay static arguments of that function.
+So an eager call of a model built in a `ModelParallel` scope, or of a layer
+holding mesh variables, shards its tensor arguments along the batch axis
+(padding a batch that does not divide, then trimming the outputs), runs the call
+in a `tf.function` with the tf_mp step rules active (activation layouts,
+dropout masks), and returns host tensors, as the call would off-mesh. Python
+values (`training=True`) stay static arguments of that function. A layer called
+eagerly for the first time inside a scope is built by a symbolic call first, so
+its variables are on the mesh before it runs.
 """
 
 import numpy as np
 import tensorflow as tf
 from keras.src import backend as _keras_backend
 from keras.src import tree
-from keras.src.models import model as _keras_model
+from keras.src.layers import layer as _keras_layer
 
 from tf_mp.parallel import _dtensor_bridge as bridge
 
-_ORIGINAL_MODEL_CALL = _keras_model.Model.__call__
+_ORIGINAL_CALL = _keras_layer.Layer.__call__
 
 
 def _is_tensor_like(x):
@@ -26,21 +29,34 @@ def _is_tensor_like(x):
 
 
 def _mesh_aware_call(self, *args, **kwargs):
-    distribution = bridge.distribution_of(self)
-    if (
-        distribution is None
-        or not tf.executing_eagerly()
-        or _keras_backend.any_symbolic_tensors(args, kwargs)
-    ):
-        return _ORIGINAL_MODEL_CALL(self, *args, **kwargs)
+    if not tf.executing_eagerly() or _keras_backend.any_symbolic_tensors(args, kwargs):
+        return _ORIGINAL_CALL(self, *args, **kwargs)
+    distribution = bridge.layer_distribution(self)
+    scope = bridge.active_distribution()
+    if distribution is None and scope is not None and not self.built:
+        _build_symbolically(self, args, kwargs)
+        distribution = bridge.layer_distribution(self)
+    if distribution is None:
+        return _ORIGINAL_CALL(self, *args, **kwargs)
     return call_on_mesh(self, distribution, args, kwargs)
+
+
+def _build_symbolically(layer, args, kwargs):
+    def symbolic(x):
+        if not _is_tensor_like(x):
+            return x
+        x = tf.convert_to_tensor(x)
+        return _keras_backend.KerasTensor(x.shape, x.dtype)
+
+    symbolic_args, symbolic_kwargs = tree.map_structure(symbolic, (args, kwargs))
+    _ORIGINAL_CALL(layer, *symbolic_args, **symbolic_kwargs)
 
 
 def call_on_mesh(model, distribution, args, kwargs):
     """`model(*args, **kwargs)` on the distribution's mesh, returning host values."""
     tensors = [x for x in tree.flatten((args, kwargs)) if _is_tensor_like(x)]
     if not tensors:
-        return _ORIGINAL_MODEL_CALL(model, *args, **kwargs)
+        return _ORIGINAL_CALL(model, *args, **kwargs)
     placed, size = bridge.distribute_batch(
         tree.map_structure(
             lambda x: np.asarray(x) if _is_tensor_like(x) else x, tensors
@@ -65,11 +81,12 @@ def _batched(t):
 
 def _eager_function(model, distribution):
     function = model.__dict__.get("_tf_mp_eager_call")
+    # Keras layers track attributes; this cache must stay out of their state.
     if function is None:
 
         def run(args, kwargs):
             with bridge.step_context(distribution):
-                return _ORIGINAL_MODEL_CALL(model, *args, **kwargs)
+                return _ORIGINAL_CALL(model, *args, **kwargs)
 
         function = tf.function(
             tf.autograph.experimental.do_not_convert(run), reduce_retracing=True
@@ -79,6 +96,7 @@ def _eager_function(model, distribution):
 
 
 def install():
-    """Makes eager calls of models on a mesh work (idempotent, process-wide:
-    models off-mesh take one attribute lookup more per call)."""
-    _keras_model.Model.__call__ = _mesh_aware_call
+    """Makes eager calls on a mesh work. Installed with the first mesh variable
+    (idempotent, process-wide); eager calls of layers off-mesh then look for a
+    mesh variable among their weights first."""
+    _keras_layer.Layer.__call__ = _mesh_aware_call

@@ -1,0 +1,54 @@
+"""keras-hub's `TestCase`, run off-mesh or with every test inside a mesh scope.
+
+keras-hub's upstream tests adapted in this folder construct tf_mp's classes
+where they construct keras-hub's, and run three times: with no mesh, and with
+the whole test (setUp included) inside `ModelParallel(...).scope()` on meshes
+(1, 2) and (2, 2) of logical CPUs. Everything they build is then sharded, called
+eagerly, fit and saved as keras-hub's own suite does it.
+"""
+
+import math
+
+import tensorflow as tf
+from keras_hub.src.tests.test_case import TestCase
+
+import tf_mp
+
+MESH_SHAPES = ((1, 2), (2, 2))
+
+
+class MeshTestCase(TestCase):
+    """`mesh_shape = None`: no mesh; `(batch, model)`: a mesh scope."""
+
+    mesh_shape = None
+
+    def layout_map(self, mesh):
+        """The layout map of the scope; `None` lets tf_mp layers shard
+        themselves and replicates the rest."""
+        return None
+
+    def setUp(self):
+        super().setUp()
+        if self.mesh_shape is None:
+            return
+        needed = math.prod(self.mesh_shape)
+        available = len(tf.config.list_logical_devices("CPU"))
+        if available < needed:
+            self.skipTest(f"needs {needed} logical CPU devices, {available} exist")
+        mesh = tf_mp.Mesh(dict(zip(("batch", "model"), self.mesh_shape)))
+        scope = tf_mp.ModelParallel(mesh, self.layout_map(mesh)).scope()
+        scope.__enter__()
+        self.addCleanup(scope.__exit__, None, None, None)
+
+    def skip_on_mesh(self, reason):
+        if self.mesh_shape is not None:
+            self.skipTest(f"on a mesh: {reason}")
+
+
+def on_meshes(test_class, namespace):
+    """Adds `<Name>Mesh1x2` and `<Name>Mesh2x2` subclasses of `test_class`
+    to a test module's `namespace` (pytest collects them there)."""
+    for shape in MESH_SHAPES:
+        suffix = "Mesh" + "x".join(map(str, shape))
+        name = test_class.__name__.replace("Test", suffix + "Test")
+        namespace[name] = type(name, (test_class,), {"mesh_shape": shape})
