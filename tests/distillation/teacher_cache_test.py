@@ -29,7 +29,12 @@ def test_cached_and_uncached_distillation_give_the_same_weights():
     assert cache.teacher_runs == 1
     for name, values in history_uncached.items():
         np.testing.assert_allclose(
-            history_cached[name], values, rtol=1e-5, atol=1e-8, err_msg=name
+            # Distillation terms (~1e-3) move by ~1e-7 with float32 summation order.
+            history_cached[name],
+            values,
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=name,
         )
     # The teacher's outputs differ by float rounding between the train step and
     # the cache's predict function; Adam turns that into ~1e-6 weight drift.

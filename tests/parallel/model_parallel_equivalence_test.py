@@ -34,9 +34,10 @@ def _cases():
         yield "bert_dropout", optimizer, mesh
 
 
-def _case_id(case):
-    model, optimizer, mesh = case
-    return f"{model}-{optimizer}-{'x'.join(map(str, mesh))}"
+def _params():
+    for model, optimizer, mesh in _cases():
+        mesh_id = "x".join(map(str, mesh))
+        yield pytest.param(model, optimizer, mesh, id=f"{model}-{optimizer}-{mesh_id}")
 
 
 @functools.cache
@@ -44,9 +45,7 @@ def single_device(model_name, optimizer_name):
     return equivalence.run(model_name, optimizer_name)
 
 
-@pytest.mark.parametrize(
-    "model_name,optimizer_name,mesh_shape", list(_cases()), ids=_case_id
-)
+@pytest.mark.parametrize("model_name,optimizer_name,mesh_shape", list(_params()))
 def test_sharded_run_matches_single_device(
     make_mesh, model_name, optimizer_name, mesh_shape
 ):

@@ -24,7 +24,7 @@ class ParallelBertBackbone(keras_hub.models.BertBackbone):
     Args:
         model_axis: str. The tensor-parallel mesh axis that heads and the
             feed-forward are split over. Defaults to `"model"`.
-        **kwargs: the arguments of `keras_hub.models.BertBackbone`
+        **kwargs: the (keyword) arguments of `keras_hub.models.BertBackbone`
             (`vocabulary_size`, `num_layers`, `num_heads`, `hidden_dim`,
             `intermediate_dim`, `dropout`, `max_sequence_length`, `dtype`, ...).
             `num_heads` and `intermediate_dim` must be divisible by the size of
@@ -47,10 +47,13 @@ class ParallelBertBackbone(keras_hub.models.BertBackbone):
         - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
     """
 
-    def __init__(self, *args, model_axis="model", **kwargs):
+    # Keyword arguments only: a `(*args, **kwargs)` constructor would make Keras
+    # treat the class as a functional-model constructor (`clone_model` would
+    # call it with inputs and outputs).
+    def __init__(self, model_axis="model", **kwargs):
         blocks = functools.partial(ParallelTransformerEncoder, model_axis=model_axis)
         with keras_hub_internals.bert_encoder_class(blocks):
-            super().__init__(*args, **kwargs)
+            super().__init__(**kwargs)
         self.model_axis = model_axis
 
     def get_config(self):
