@@ -69,19 +69,22 @@ def embedding_data():
     return x, y
 
 
-def bert_classifier():
-    keras.utils.set_random_seed(3)
-    backbone = keras_hub.models.BertBackbone(
+def _bert_backbone(dropout):
+    return keras_hub.models.BertBackbone(
         vocabulary_size=VOCAB,
         num_layers=2,
         num_heads=4,
         hidden_dim=16,
         intermediate_dim=32,
         max_sequence_length=SEQ,
-        dropout=0.0,
+        dropout=dropout,
     )
+
+
+def bert_classifier():
+    keras.utils.set_random_seed(3)
     return keras_hub.models.BertTextClassifier(
-        backbone, num_classes=2, preprocessor=None, dropout=0.0
+        _bert_backbone(dropout=0.0), num_classes=2, preprocessor=None, dropout=0.0
     )
 
 
@@ -89,17 +92,8 @@ def partitioned_bert_with_dropout():
     """keras-hub's defaults for fine-tuning (dropout 0.1 everywhere), with
     tf_mp's partitioned blocks: dropout on replicated and sharded activations."""
     keras.utils.set_random_seed(4)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB,
-        num_layers=2,
-        num_heads=4,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=SEQ,
-        dropout=0.1,
-    )
     return keras_hub.models.BertTextClassifier(
-        tf_mp.models.partition_bert(backbone),
+        tf_mp.models.partition_bert(_bert_backbone(dropout=0.1)),
         num_classes=2,
         preprocessor=None,
         dropout=0.1,
