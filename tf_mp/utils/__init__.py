@@ -1,0 +1,1 @@
+"""Helpers shared across tf_mp's packages, the CLI, benchmarks and examples."""
