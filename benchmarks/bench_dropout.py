@@ -45,7 +45,7 @@ def main():
     import keras_hub
     import numpy as np
 
-    from tf_mp.parallel._dtensor_bridge import randomness
+    from tf_mp.parallel.dtensor import randomness
 
     @contextlib.contextmanager
     def dtensor_random_expansion():

@@ -15,14 +15,12 @@ _SUBMODULES = (
     "cli",
     "data",
     "distillation",
-    "engines",
     "layers",
     "models",
     "parallel",
-    "tpu",
 )
 _NAMES = {
-    "auto_parallel": "tf_mp.engines",
+    "auto_parallel": "tf_mp.parallel",
     "Distiller": "tf_mp.distillation",
     "bert_layout_map": "tf_mp.models.bert_layout_map",
     "LayoutMap": "tf_mp.parallel",
@@ -34,12 +32,17 @@ _NAMES = {
     "shard_report": "tf_mp.parallel",
 }
 
-__all__ = [*_SUBMODULES, *_NAMES]
+# Modules that moved; `tf_mp.tpu.tpu_strategy(...)` keeps working.
+_MOVED = {"tpu": "tf_mp.parallel.tpu"}
+
+__all__ = [*_SUBMODULES, *_MOVED, *_NAMES]
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         module = importlib.import_module(f"tf_mp.{name}")
+    elif name in _MOVED:
+        module = importlib.import_module(_MOVED[name])
     elif name in _NAMES:
         module = getattr(importlib.import_module(_NAMES[name]), name)
     else:

@@ -128,3 +128,60 @@ def test_parallel_attention_splits_heads(make_mesh):
     assert output.value.layout.sharding_specs[0] == "model"
     restored = tf_mp.layers.ParallelMultiHeadAttention.from_config(layer.get_config())
     assert restored.get_config()["model_axis"] == "model"
+
+
+# `ParallelTransformerEncoder.build` is keras-hub 0.32's `TransformerEncoder.build`
+# with tf_mp's sublayer classes. If keras-hub changes that build or the block's
+# arguments, this fails: re-check the copy (new arguments such as regularizers
+# must reach the sublayers), then update the fingerprint.
+KERAS_HUB_BUILD_SHA256 = (
+    "fc3898147e6190258dcd55f2e22aed94a79f4663588c273c4c33165ab1cbff49"  # 0.32.0
+)
+CHECKED_ARGUMENTS = (
+    "self, intermediate_dim, num_heads, dropout, activation, layer_norm_epsilon, "
+    "kernel_initializer, bias_initializer, normalize_first, kwargs"
+)
+
+
+def test_keras_hub_build_is_the_version_the_copy_was_checked_against():
+    import hashlib
+    import inspect
+
+    encoder = keras_hub.layers.TransformerEncoder
+    arguments = ", ".join(inspect.signature(encoder.__init__).parameters)
+    assert arguments == CHECKED_ARGUMENTS
+    source = inspect.getsource(encoder.build)
+    assert hashlib.sha256(source.encode()).hexdigest() == KERAS_HUB_BUILD_SHA256
+
+
+def test_sublayers_get_every_argument_keras_hub_gives_them():
+    kwargs = dict(
+        intermediate_dim=FF,
+        num_heads=HEADS,
+        dropout=0.25,
+        activation="gelu",
+        layer_norm_epsilon=1e-3,
+        kernel_initializer="he_normal",
+        bias_initializer="ones",
+        normalize_first=True,
+        dtype="mixed_bfloat16",
+    )
+    theirs = keras_hub.layers.TransformerEncoder(**kwargs)
+    ours = tf_mp.layers.ParallelTransformerEncoder(**kwargs)
+    for block in (theirs, ours):
+        block.build((2, SEQ, HIDDEN))
+    names = [
+        "_self_attention_layer",
+        "_self_attention_layer_norm",
+        "_self_attention_dropout",
+        "_feedforward_layer_norm",
+        "_feedforward_intermediate_dense",
+        "_feedforward_output_dense",
+        "_feedforward_dropout",
+    ]
+    for name in names:
+        want = getattr(theirs, name).get_config()
+        got = getattr(ours, name).get_config()
+        got.pop("model_axis", None)
+        got.pop("gather_output", None)
+        assert got == want, name

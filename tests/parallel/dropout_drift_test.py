@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tf_mp
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import dtensor as engine
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -50,7 +50,7 @@ def test_writing_back_replicated_weights_changes_nothing(
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
     live = model.predict(x, batch_size=4, verbose=0)
     for variable in model.variables:
-        layout = _dtensor_bridge.variable_layout(variable)
+        layout = engine.variable_layout(variable)
         if layout is not None and layout.is_fully_replicated():
             variable.assign(variable.numpy())
     np.testing.assert_array_equal(model.predict(x, batch_size=4, verbose=0), live)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import tf_mp
 from tests import tiny_models
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import dtensor as engine
 
 
 def gradients(model, x, y, distribution=None):
@@ -81,11 +81,11 @@ def assert_replicas_identical(model):
     replicated = [
         v
         for v in variables
-        if (layout := _dtensor_bridge.variable_layout(v)) is not None
+        if (layout := engine.variable_layout(v)) is not None
         and layout.is_fully_replicated()
     ]
     assert replicated, "no replicated mesh variable to check"
-    for variable, copies in zip(replicated, _dtensor_bridge.replica_values(replicated)):
+    for variable, copies in zip(replicated, engine.replica_values(replicated)):
         for device, copy in enumerate(copies[1:], start=1):
             np.testing.assert_array_equal(
                 copy, copies[0], err_msg=f"{variable.path} on device {device}"

@@ -5,7 +5,7 @@ import numpy as np
 from keras.src.random import seed_generator
 
 import tf_mp
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import dtensor as engine
 
 
 def _global_generator_state():
@@ -16,7 +16,7 @@ def test_unseeded_draw_in_a_scope_leaves_keras_usable_outside(make_mesh):
     mesh = make_mesh((2, 2))
     with tf_mp.ModelParallel(mesh).scope():
         keras.random.uniform((2, 3))  # Creates Keras's global SeedGenerator.
-    assert _dtensor_bridge.variable_layout(_global_generator_state()) is None
+    assert engine.variable_layout(_global_generator_state()) is None
     # Off-mesh Keras keeps working: this failed with "MatMul got a regular
     # tensor ... expecting a DTensor" when the generator lived on the mesh.
     outputs = keras.layers.Dense(3)(keras.random.uniform((2, 4, 6)))
@@ -38,7 +38,7 @@ def test_two_meshes_in_one_process_do_not_interfere(virtual_devices):
         model = keras.Sequential(
             [keras.Input((6,)), keras.layers.Lambda(_noisy), keras.layers.Dense(4)]
         )
-    kernel_layout = _dtensor_bridge.variable_layout(model.layers[-1].kernel)
+    kernel_layout = engine.variable_layout(model.layers[-1].kernel)
     assert kernel_layout.mesh == second.dtensor_mesh
     model.compile(optimizer="sgd", loss="mse")
     # With the generator on the first mesh, the step failed with "All inputs to

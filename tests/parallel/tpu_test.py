@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow.compiler.xla import xla_data_pb2
 
 import tf_mp
-from tf_mp import tpu
+from tf_mp.parallel import tpu
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 import keras
 
 from tf_mp.layers import sharding
+from tf_mp.parallel import api
 
 
 @keras.saving.register_keras_serializable(package="tf_mp")
@@ -45,17 +46,16 @@ class ColumnParallelDense(keras.layers.Dense):
 
     def build(self, input_shape):
         sharding.check_divisible(self, "units", self.units, self.model_axis)
-        with sharding.declare_axes(self.weight_axes()):
+        with api.declare_axes(self.weight_axes()):
             super().build(input_shape)
 
     def call(self, inputs, training=None):
         outputs = sharding.dense_call(self, inputs, training=training)
-        # (batch, ..., units): features split unless gathered.
-        return sharding.constrain(
-            outputs,
-            (None if self.gather_output else self.model_axis,),
-            self.model_axis,
-        )
+        if self.gather_output:
+            # (batch, ..., units): replicated.
+            return api.gather_from_model_parallel_region(outputs, self.model_axis)
+        # (batch, ..., units): features split.
+        return api.scatter_to_model_parallel_region(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()

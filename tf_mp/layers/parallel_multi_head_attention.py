@@ -1,6 +1,7 @@
 import keras
 
 from tf_mp.layers import sharding
+from tf_mp.parallel import api
 
 
 def attention_weight_axes(model_axis, prefix=""):
@@ -48,7 +49,7 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def build(self, query_shape, value_shape, key_shape=None):
         sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
-        with sharding.declare_axes(self.weight_axes()):
+        with api.declare_axes(self.weight_axes()):
             super().build(query_shape, value_shape, key_shape)
 
     def _compute_attention(self, query, key, value, *args, **kwargs):
@@ -57,10 +58,10 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
         # XLA places the projection kernels accordingly. No-op elsewhere.
         heads = (None, None, self.model_axis, None)
         query, key, value = (
-            sharding.annotate(t, heads, self.model_axis) for t in (query, key, value)
+            api.annotate(t, heads, self.model_axis) for t in (query, key, value)
         )
         output, scores = super()._compute_attention(query, key, value, *args, **kwargs)
-        return sharding.annotate(output, heads, self.model_axis), scores
+        return api.annotate(output, heads, self.model_axis), scores
 
     def call(
         self,
@@ -77,7 +78,8 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
     ):
         # Self-attention reads one tensor three times: one backward reduction.
         key = value if key is None else key
-        query, value, key = sharding.fan_out(query, value, key)
+        # (batch, seq, hidden) each, replicated.
+        query, value, key = api.copy_to_model_parallel_region(query, value, key)
         outputs = super().call(
             query,
             value,
@@ -92,9 +94,10 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
         )
         if return_attention_scores:  # (output, scores)
             output, scores = outputs
-            return sharding.constrain(output, (None,), self.model_axis), scores
+            output = api.reduce_from_model_parallel_region(output, self.model_axis)
+            return output, scores
         # (batch, seq, hidden): head partial sums reduced.
-        return sharding.constrain(outputs, (None,), self.model_axis)
+        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()

@@ -6,6 +6,7 @@ from tf_mp.layers.column_parallel_dense import ColumnParallelDense
 from tf_mp.layers.parallel_multi_head_attention import ParallelMultiHeadAttention
 from tf_mp.layers.parallel_multi_head_attention import attention_weight_axes
 from tf_mp.layers.row_parallel_dense import RowParallelDense
+from tf_mp.parallel import api
 
 
 def encoder_weight_axes(model_axis):
@@ -68,7 +69,7 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
         )
         # keras-hub's sublayers, names and shapes, made of tf_mp's parallel layers.
         common = dict(model_axis=self.model_axis, dtype=self.dtype_policy)
-        with sharding.declare_axes(self.weight_axes()):
+        with api.declare_axes(self.weight_axes()):
             self._self_attention_layer = ParallelMultiHeadAttention(
                 num_heads=self.num_heads,
                 key_dim=hidden_dim // self.num_heads,
@@ -138,11 +139,13 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
             training=training,
             return_attention_scores=return_attention_scores,
         )
-        # (batch, seq, hidden): replicated between blocks.
+        # (batch, seq, hidden): replicated between blocks (the feed-forward's
+        # partial sums are already reduced; this pins the layout).
         if return_attention_scores:
             hidden, scores = outputs
-            return sharding.constrain(hidden, (None,), self.model_axis), scores
-        return sharding.constrain(outputs, (None,), self.model_axis)
+            hidden = api.reduce_from_model_parallel_region(hidden, self.model_axis)
+            return hidden, scores
+        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import keras
 import keras_hub
 
 from tf_mp.layers.parallel_transformer_encoder import ParallelTransformerEncoder
-from tf_mp.parallel._dtensor_bridge import keras_hub_internals
+from tf_mp.parallel import keras_compat
 
 
 @keras.saving.register_keras_serializable(package="tf_mp")
@@ -52,7 +52,7 @@ class ParallelBertBackbone(keras_hub.models.BertBackbone):
     # call it with inputs and outputs).
     def __init__(self, model_axis="model", **kwargs):
         blocks = functools.partial(ParallelTransformerEncoder, model_axis=model_axis)
-        with keras_hub_internals.bert_encoder_class(blocks):
+        with keras_compat.bert_encoder_class(blocks):
             super().__init__(**kwargs)
         self.model_axis = model_axis
 

@@ -1,5 +1,15 @@
-"""The DTensor model-parallel engine: meshes, layouts, `ModelParallel`."""
+"""Model parallelism on TensorFlow: two engines and what picks between them.
 
+* The DTensor engine: `Mesh`, `LayoutMap`, `ModelParallel` (`mesh.py`,
+  `layout_map.py`, `model_parallel.py`), built on the private `dtensor/`
+  package, the one place tf_mp calls DTensor and patches Keras.
+* The TPUStrategy engine: `tpu.py` (XLA SPMD annotations on Cloud TPUs).
+* `auto_parallel.py`: the TPUStrategy engine on a TPU, else a DTensor mesh.
+* `api.py`: what tf_mp layers call to shard themselves on either engine.
+* `keras_compat.py`: the Keras and keras-hub internals that are not about DTensor.
+"""
+
+from tf_mp.parallel.auto_parallel import auto_parallel
 from tf_mp.parallel.devices import configure_virtual_devices
 from tf_mp.parallel.devices import list_devices
 from tf_mp.parallel.layout_map import LayoutMap

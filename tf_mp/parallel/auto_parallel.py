@@ -2,10 +2,11 @@
 
 import tensorflow as tf
 
-from tf_mp import tpu as tpu_lib
 from tf_mp.parallel import devices
+from tf_mp.parallel import tpu as tpu_lib
 from tf_mp.parallel.mesh import Mesh
 from tf_mp.parallel.model_parallel import ModelParallel
+from tf_mp.utils.checks import check_number
 
 
 def auto_parallel(model_parallelism=2, layout_map=None, tpu=None, virtual_devices=8):
@@ -34,7 +35,7 @@ def auto_parallel(model_parallelism=2, layout_map=None, tpu=None, virtual_device
     """
     if tpu is not None or tpu_lib.tpu_present():
         return tpu_lib.tpu_strategy(model_parallelism=model_parallelism, tpu=tpu)
-    tpu_lib.check_model_parallelism(model_parallelism)
+    check_number("model_parallelism", model_parallelism, integer=True, low=1)
     device_type = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     if device_type == "CPU":
         devices.configure_virtual_devices(virtual_devices)

@@ -4,8 +4,8 @@ import math
 
 import tensorflow as tf
 
-from tf_mp.parallel import _dtensor_bridge
 from tf_mp.parallel import devices as devices_lib
+from tf_mp.parallel import dtensor as _engine
 
 
 class Mesh:
@@ -82,7 +82,7 @@ class Mesh:
                 )
             self._device_type = (device_type or specs[0].device_type).upper()
         self._devices = tuple(devices)
-        self._dtensor_mesh = _dtensor_bridge.create_mesh(
+        self._dtensor_mesh = _engine.create_mesh(
             self._axis_names, self._sizes, self._devices, self._device_type
         )
 

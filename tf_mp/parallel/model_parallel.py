@@ -2,7 +2,7 @@
 
 import contextlib
 
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import dtensor as _engine
 from tf_mp.parallel.layout_map import as_layout_map
 from tf_mp.parallel.mesh import as_mesh
 
@@ -72,7 +72,7 @@ class ModelParallel:
     @contextlib.contextmanager
     def scope(self):
         """Variables and models created inside are placed on the mesh."""
-        with _dtensor_bridge.variable_scope(self):
+        with _engine.variable_scope(self):
             yield self
 
     def get_variable_axes(self, path, shape, declared=None):
@@ -88,7 +88,7 @@ class ModelParallel:
 
         The batch size must divide the size of the batch axis.
         """
-        return _dtensor_bridge.distribute_batch(data, self, pad=False)[0]
+        return _engine.distribute_batch(data, self, pad=False)[0]
 
     def __repr__(self):
         return (
@@ -99,4 +99,9 @@ class ModelParallel:
 
 def gather(value):
     """The global value of a sharded tensor or variable, as a regular tensor."""
-    return _dtensor_bridge.gather(getattr(value, "value", value))
+    return _engine.to_host(getattr(value, "value", value))
+
+
+def distribution_of(model):
+    """The `ModelParallel` whose scope `model` was built in, else `None`."""
+    return _engine.distribution_of(model)

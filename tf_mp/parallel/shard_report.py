@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import dtensor as _engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +96,7 @@ def shard_report(model, include_optimizer=False):
         shape = tuple(int(d) for d in variable.shape)
         itemsize = np.dtype(variable.dtype).itemsize
         size = math.prod(shape) * itemsize
-        sharding = _dtensor_bridge.sharding_of(variable)
+        sharding = _engine.sharding_of(variable)
         if sharding is None:
             axes, per_device = None, size
         else:

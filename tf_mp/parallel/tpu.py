@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.compiler.xla.experimental import xla_sharding
 
+from tf_mp.utils.checks import check_number
+
 TENSORFLOW_TPU_VERSION = "2.20"
 _FORCED = []  # Logical-device counts forced by `logical_device_annotations`.
 
@@ -100,18 +102,6 @@ def logical_device_annotations(model_parallelism):
         _FORCED.pop()
 
 
-def check_model_parallelism(model_parallelism):
-    """Raises unless `model_parallelism` is an int >= 1."""
-    if isinstance(model_parallelism, bool) or not isinstance(model_parallelism, int):
-        raise TypeError(
-            f"`model_parallelism` must be an int. Received: {model_parallelism!r}"
-        )
-    if model_parallelism < 1:
-        raise ValueError(
-            f"`model_parallelism` must be >= 1. Received: {model_parallelism}"
-        )
-
-
 def tpu_strategy(model_parallelism=1, tpu=None):
     """A `TPUStrategy` with `model_parallelism` cores per replica (XLA SPMD).
 
@@ -124,7 +114,7 @@ def tpu_strategy(model_parallelism=1, tpu=None):
     Returns:
         `tf.distribute.TPUStrategy` with `experimental_spmd_xla_partitioning`.
     """
-    check_model_parallelism(model_parallelism)
+    check_number("model_parallelism", model_parallelism, integer=True, low=1)
     target = "local" if tpu is None else tpu
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)

@@ -19,7 +19,11 @@ from keras.src import backend as _keras_backend
 from keras.src import tree
 from keras.src.layers import layer as _keras_layer
 
-from tf_mp.parallel import _dtensor_bridge as bridge
+from tf_mp.parallel.dtensor import batches
+from tf_mp.parallel.dtensor import patches
+from tf_mp.parallel.dtensor import state
+from tf_mp.parallel.dtensor import steps
+from tf_mp.parallel.dtensor import transfer
 
 _ORIGINAL_CALL = _keras_layer.Layer.__call__
 
@@ -31,11 +35,11 @@ def _is_tensor_like(x):
 def _mesh_aware_call(self, *args, **kwargs):
     if not tf.executing_eagerly() or _keras_backend.any_symbolic_tensors(args, kwargs):
         return _ORIGINAL_CALL(self, *args, **kwargs)
-    distribution = bridge.layer_distribution(self)
-    scope = bridge.active_distribution()
+    distribution = steps.layer_distribution(self)
+    scope = state.scope_distribution()
     if distribution is None and scope is not None and not self.built:
         _build_symbolically(self, args, kwargs)
-        distribution = bridge.layer_distribution(self)
+        distribution = steps.layer_distribution(self)
     if distribution is None:
         return _ORIGINAL_CALL(self, *args, **kwargs)
     return call_on_mesh(self, distribution, args, kwargs)
@@ -57,7 +61,7 @@ def call_on_mesh(model, distribution, args, kwargs):
     tensors = [x for x in tree.flatten((args, kwargs)) if _is_tensor_like(x)]
     if not tensors:
         return _ORIGINAL_CALL(model, *args, **kwargs)
-    placed, size = bridge.distribute_batch(
+    placed, size = batches.distribute_batch(
         tree.map_structure(
             lambda x: np.asarray(x) if _is_tensor_like(x) else x, tensors
         ),
@@ -70,7 +74,7 @@ def call_on_mesh(model, distribution, args, kwargs):
     )
     outputs = _eager_function(model, distribution)(args, kwargs)
     return tree.map_structure(
-        lambda t: bridge.gather(t)[:size] if _batched(t) else bridge.gather(t),
+        lambda t: transfer.to_host(t)[:size] if _batched(t) else transfer.to_host(t),
         outputs,
     )
 
@@ -85,7 +89,7 @@ def _eager_function(model, distribution):
     if function is None:
 
         def run(args, kwargs):
-            with bridge.step_context(distribution):
+            with patches.step_context(distribution):
                 return _ORIGINAL_CALL(model, *args, **kwargs)
 
         function = tf.function(

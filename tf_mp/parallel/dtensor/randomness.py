@@ -40,7 +40,7 @@ import tensorflow as tf
 from keras.src.backend.tensorflow import random as _keras_tf_random
 from tensorflow.experimental import dtensor
 
-from tf_mp.parallel import _dtensor_bridge as bridge
+from tf_mp.parallel.dtensor import state
 
 _DRAWS = ("normal", "uniform", "truncated_normal", "randint")
 _ORIGINALS = {name: getattr(_keras_tf_random, name) for name in (*_DRAWS, "dropout")}
@@ -50,7 +50,7 @@ def _tracing_mesh():
     """The mesh of the tf_mp step or scope being traced, else `None`."""
     if tf.executing_eagerly():
         return None
-    active = bridge.tracing_distribution()
+    active = state.tracing_distribution()
     return active.mesh.dtensor_mesh if active is not None else None
 
 

@@ -1,0 +1,135 @@
+"""Models on a mesh: per-instance step functions fed with DTensors.
+
+Keras's own step functions call `iterator.get_next()` inside a `tf.function`,
+which DTensor rejects. A model built in a `ModelParallel` scope gets its own
+`make_{train,test,predict}_function`: each batch is pulled eagerly, split along
+the batch axis, and the model's own `train_step` / `test_step` /
+`predict_step` runs in a `tf.function` on the mesh.
+"""
+
+import functools
+import warnings
+
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
+
+from tf_mp.parallel.dtensor import patches
+from tf_mp.parallel.dtensor import variables
+from tf_mp.parallel.dtensor.batches import distribute_batch
+from tf_mp.parallel.dtensor.transfer import to_host
+
+
+def attach_model(model, distribution):
+    """Routes `model.fit` / `evaluate` / `predict` through DTensor step
+    functions."""
+    object.__setattr__(model, "_tf_mp_distribution", distribution)
+    for kind in ("train", "test", "predict"):
+        maker = functools.partial(_make_function, model, kind)
+        object.__setattr__(model, f"make_{kind}_function", maker)
+
+
+def distribution_of(model):
+    """The `ModelParallel` a model was built in the scope of, else `None`."""
+    return getattr(model, "_tf_mp_distribution", None)
+
+
+def layer_distribution(layer):
+    """The `ModelParallel` of a model or of the first mesh variable of a
+    layer, else `None`."""
+    distribution = distribution_of(layer)
+    if distribution is not None:
+        return distribution
+    for variable in layer.weights:
+        distribution = getattr(variable, "_tf_mp_distribution", None)
+        if distribution is not None:
+            return distribution
+    return None
+
+
+def _adopt_model_state(model, distribution):
+    model_variables = list(model.variables) + list(model.metrics_variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not isinstance(optimizer, str):
+        model_variables += list(optimizer.variables)
+    for variable in model_variables:
+        variables.adopt_variable(variable, distribution)
+    # Nested models made outside the scope (a distiller's teacher) now hold mesh
+    # variables: their own fit / evaluate / predict must run on the mesh too.
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, _keras_tf_trainer.TensorFlowTrainer) and (
+            distribution_of(layer) is None
+        ):
+            attach_model(layer, distribution)
+
+
+def _make_function(model, kind, force=False):
+    attribute = f"{kind}_function"
+    if getattr(model, attribute) is not None and not force:
+        return getattr(model, attribute)
+    distribution = model._tf_mp_distribution
+    if model.run_eagerly:
+        warnings.warn(
+            "`run_eagerly=True` is ignored for models on a tf_mp mesh: DTensor "
+            "steps must run inside a `tf.function`.",
+            stacklevel=3,
+        )
+    _adopt_model_state(model, distribution)
+    step = getattr(model, f"{kind}_step")
+    step = tf.function(
+        tf.autograph.experimental.do_not_convert(step), reduce_retracing=True
+    )
+    if kind == "predict":
+        function = functools.partial(_run_predict, model, step, distribution)
+    else:
+        function = functools.partial(_run_steps, model, step, distribution)
+    setattr(model, attribute, function)
+    return function
+
+
+def _run_steps(model, step, distribution, iterator):
+    outputs = None
+    for _ in range(model.steps_per_execution):
+        try:
+            data = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            if outputs is None:
+                raise
+            break
+        if outputs is None:
+            _build_compiled_state(model, distribution, data)
+        data, _ = distribute_batch(data, distribution, pad=False)
+        with patches.step_context(distribution):
+            outputs = step(data)
+    return tree.map_structure(to_host, outputs)
+
+
+def _build_compiled_state(model, distribution, data):
+    """Builds `compile`'s metrics and loss before the first step is traced.
+
+    Without a `tf.distribute` strategy, Keras's TF trainer defers building them
+    to the first traced train step. Variables created inside a DTensor trace
+    are not mesh variables: the step updates a broadcast copy, so e.g. the
+    training accuracy stayed 0 while the loss was right. Keras's symbolic build
+    (what it runs under a strategy) creates them first, in the scope.
+    """
+    metrics = model._compile_metrics
+    loss = model._compile_loss
+    if (metrics is not None and not metrics.built) or (
+        loss is not None and not loss.built
+    ):
+        with distribution.scope():
+            model._symbolic_build(data_batch=data)
+        _adopt_model_state(model, distribution)
+
+
+def _run_predict(model, step, distribution, batches):
+    results = []
+    for data in batches:
+        data, size = distribute_batch(data, distribution, pad=True)
+        with patches.step_context(distribution):
+            outputs = step(data)
+        results.append(tree.map_structure(lambda t, n=size: to_host(t)[:n], outputs))
+    if len(results) == 1:
+        return results[0]
+    return tree.map_structure(lambda *parts: tf.concat(parts, axis=0), *results)

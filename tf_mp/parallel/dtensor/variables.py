@@ -1,0 +1,120 @@
+"""Mesh variables: the DTensor value behind a Keras variable on a mesh."""
+
+import re
+
+import tensorflow as tf
+from tensorflow.experimental import dtensor
+
+from tf_mp.parallel.dtensor import eager
+from tf_mp.parallel.dtensor import state
+from tf_mp.parallel.dtensor.layouts import layout_axes
+from tf_mp.parallel.dtensor.layouts import make_layout
+from tf_mp.parallel.dtensor.transfer import is_on_mesh
+from tf_mp.parallel.dtensor.transfer import place
+from tf_mp.parallel.dtensor.transfer import to_host
+
+
+class MeshVariable(dtensor.DVariable):
+    """A `DVariable` that accepts host values on assign and gathers on `numpy()`."""
+
+    def _to_mesh(self, value):
+        if tf.executing_eagerly() and not is_on_mesh(value):
+            value = place(tf.cast(value, self.dtype), self.layout)
+        return value
+
+    def assign(self, value, use_locking=None, name=None, read_value=True):
+        return super().assign(self._to_mesh(value), use_locking, name, read_value)
+
+    def assign_add(self, delta, use_locking=None, name=None, read_value=True):
+        return super().assign_add(self._to_mesh(delta), use_locking, name, read_value)
+
+    def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
+        return super().assign_sub(self._to_mesh(delta), use_locking, name, read_value)
+
+    # DTensor has no SPMD rule for the ResourceScatter* ops that Keras's
+    # optimizers use for `tf.IndexedSlices` updates (plain SGD on an `Embedding`
+    # fails with "'tf.ResourceScatterSub' op does not implement layout
+    # propagation"). These dense forms compute the same result: duplicate indices
+    # accumulate, as in scatter_add / scatter_sub.
+
+    def scatter_add(self, sparse_delta, use_locking=False, name=None):
+        return self.assign_add(tf.convert_to_tensor(sparse_delta), use_locking, name)
+
+    def scatter_sub(self, sparse_delta, use_locking=False, name=None):
+        return self.assign_sub(tf.convert_to_tensor(sparse_delta), use_locking, name)
+
+    def scatter_update(self, sparse_delta, use_locking=False, name=None):
+        rows = tf.cast(sparse_delta.indices, tf.int32)
+        hits = tf.math.unsorted_segment_sum(
+            tf.ones_like(rows, self.dtype), rows, tf.shape(self)[0]
+        )
+        touched = tf.minimum(hits, 1)
+        touched = tf.reshape(touched, [-1] + [1] * (self.shape.rank - 1))
+        new_rows = tf.convert_to_tensor(sparse_delta)
+        return self.assign(
+            self.read_value() * (1 - touched) + new_rows, use_locking, name
+        )
+
+    def numpy(self):
+        return to_host(self.read_value()).numpy()
+
+
+def new_mesh_variable(keras_variable, value, layout, distribution):
+    """A `MeshVariable` holding `value` on `layout`, for `keras_variable._value`."""
+    eager.install()
+    keras_variable._layout = layout
+    keras_variable._tf_mp_distribution = distribution
+    return MeshVariable(
+        place(value, layout),
+        trainable=keras_variable.trainable,
+        name=keras_variable.name,
+        aggregation=keras_variable._map_aggregation(keras_variable.aggregation),
+        synchronization=keras_variable._map_synchronization(
+            keras_variable.synchronization
+        ),
+    )
+
+
+def resolve_layout(distribution, keras_variable, shape):
+    """The variable's layout: an inherited DTensor layout (optimizer slots take
+    their parameter's) or what the distribution's layout map says for its path."""
+    inherited = getattr(keras_variable, "_layout", None)
+    if isinstance(inherited, dtensor.Layout):
+        if inherited.mesh == distribution.mesh.dtensor_mesh:
+            return inherited
+        return make_layout(distribution.mesh.dtensor_mesh, layout_axes(inherited))
+    path = keras_variable.path
+    axes = distribution.get_variable_axes(path, tuple(shape), declared_axes(path))
+    return make_layout(distribution.mesh.dtensor_mesh, axes)
+
+
+def declared_axes(path):
+    """The axes the innermost tf_mp layer being built declares for `path`."""
+    for table in reversed(state.get().declared):
+        for regex, axes in table.items():
+            if re.search(regex, path):
+                return axes
+    return None
+
+
+def adopt_variable(keras_variable, distribution):
+    """Moves a Keras variable created off-mesh onto the distribution's mesh."""
+    raw = getattr(keras_variable, "_value", None)
+    if raw is None or isinstance(raw, dtensor.DVariable):
+        return
+    if tf.DeviceSpec.from_string(raw.device).device_type == "CUSTOM":
+        # Created outside the scope, colocated with a mesh variable: its value
+        # was computed on the DTensor device without a layout and is unusable.
+        raise ValueError(
+            f"The variable '{keras_variable.path}' was created outside "
+            "`ModelParallel.scope()` next to a variable on the mesh (Keras places "
+            "optimizer slots beside their parameter). Create it inside the scope, "
+            "e.g. `with distribution.scope(): optimizer.build(model.trainable_"
+            "variables)`, or let `fit` build the optimizer."
+        )
+    with tf.init_scope():
+        value = raw.read_value()
+        layout = resolve_layout(distribution, keras_variable, value.shape)
+        keras_variable._value = new_mesh_variable(
+            keras_variable, value, layout, distribution
+        )
