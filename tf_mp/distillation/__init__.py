@@ -1,4 +1,5 @@
-"""Knowledge distillation: `Distiller`, teacher caching, student construction."""
+"""Knowledge distillation: `Distiller`, its loss terms, teacher caching, student
+construction."""
 
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.distiller import save_student
@@ -9,3 +10,6 @@ from tf_mp.distillation.students import encoder_parameters
 from tf_mp.distillation.students import student_from_config
 from tf_mp.distillation.students import student_from_teacher
 from tf_mp.distillation.teacher_cache import TeacherCache
+from tf_mp.distillation.terms import AttentionDistillation
+from tf_mp.distillation.terms import HiddenStateDistillation
+from tf_mp.distillation.terms import uniform_layer_map

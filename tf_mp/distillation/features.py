@@ -1,12 +1,12 @@
 """What distillation reads from a model, in one forward pass: its outputs, and the
 hidden states and attention distributions of encoder blocks nested inside it."""
 
-import contextlib
-
 import keras
 import keras_hub
 
-from tf_mp.parallel import _dtensor_bridge
+from tf_mp.parallel import keras_compat
+from tf_mp.parallel.model_parallel import distribution_of
+from tf_mp.utils.scopes import optional_scope
 
 LOGITS = "logits"
 
@@ -17,6 +17,22 @@ def hidden_key(block):
 
 def attention_key(block):
     return f"attention_{block}"
+
+
+def layer_key(name):
+    """The key of a named layer's output (`keras.distillation.FeatureDistillation`)."""
+    return f"layer/{name}"
+
+
+def get(outputs, key):
+    """`outputs[key]`, or an error saying how to get it into a teacher cache."""
+    if key not in outputs:
+        raise ValueError(
+            f"The cached teacher outputs have no {key!r} (they hold "
+            f"{sorted(outputs)}). Build the `TeacherCache` with the "
+            "blocks this distiller reads (`distiller.teacher_blocks_needed`)."
+        )
+    return outputs[key]
 
 
 def encoder_blocks(model):
@@ -31,19 +47,26 @@ def encoder_blocks(model):
     return blocks
 
 
-def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
+def feature_model(
+    model, hidden_blocks=(), attention_blocks=(), role="model", layer_names=()
+):
     """A functional model sharing `model`'s layers that returns, in one pass,
     `{"logits": model's output, "hidden_state_i": block i's output,
-    "attention_i": block i's attention distribution (batch, heads, query, key)}`
-    for the requested block indices.
+    "attention_i": block i's attention distribution (batch, heads, query, key),
+    "layer/<name>": the named layer's output}` for the requested blocks/layers.
 
     Args:
         model: a functional Keras model (keras-hub tasks and backbones, models
-            returned by `tf_mp.models.partition_bert`).
+            returned by `tf_mp.models.partition_bert`). A built `Sequential`
+            model serves named layers only.
         hidden_blocks, attention_blocks: block indices (`encoder_blocks` order).
         role: `"teacher"` or `"student"`, for error messages.
+        layer_names: names of layers (at the model's top level) whose outputs
+            to return.
     """
-    if not _dtensor_bridge.is_functional(model):
+    if isinstance(model, keras.Sequential) and not (hidden_blocks or attention_blocks):
+        return _named_layer_model(model, layer_names, role)
+    if not keras_compat.is_functional(model):
         raise ValueError(
             f"The {role} must be a functional Keras model (keras-hub tasks and "
             f"backbones are). Received: {role}={type(model).__name__}"
@@ -57,10 +80,11 @@ def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
             )
     wanted_hidden = {id(blocks[i]): i for i in hidden_blocks}
     wanted_attention = {id(blocks[i]): i for i in attention_blocks}
+    wanted_layers = {id(_layer(model, name, role)): name for name in layer_names}
     captured = {}
 
     def call(layer, *args, **kwargs):
-        if _dtensor_bridge.is_functional(layer):  # Replay nested models inline.
+        if keras_compat.is_functional(layer):  # Replay nested models inline.
             inputs = args[0] if len(args) == 1 else list(args)
             inner = keras.models.clone_model(
                 layer, input_tensors=inputs, clone_function=_same, call_function=call
@@ -73,12 +97,14 @@ def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
             outputs = layer(*args, **kwargs)
         if id(layer) in wanted_hidden:
             captured[hidden_key(wanted_hidden[id(layer)])] = outputs
+        if id(layer) in wanted_layers:
+            captured[layer_key(wanted_layers[id(layer)])] = outputs
         return outputs
 
     # A model sharded on a mesh gets its feature model built in the same scope,
     # so it trains and predicts with the mesh's step functions too.
-    distribution = _dtensor_bridge.distribution_of(model)
-    with distribution.scope() if distribution else contextlib.nullcontext():
+    distribution = distribution_of(model)
+    with optional_scope(distribution):
         replayed = keras.models.clone_model(
             model, clone_function=_same, call_function=call
         )
@@ -88,6 +114,28 @@ def feature_model(model, hidden_blocks=(), attention_blocks=(), role="model"):
 
 def _same(layer):
     return layer
+
+
+def _layer(model, name, role):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise ValueError(
+            f"The {role} has no layer named {name!r}. Received: "
+            f"{role}_layer_name={name!r}"
+        ) from None
+
+
+def _named_layer_model(model, layer_names, role):
+    if not model.built or not getattr(model, "inputs", None):
+        raise ValueError(
+            f"Reading named layers needs a built {role} with known inputs (give "
+            f"it a `keras.Input`). Received: {role}={model.name!r}"
+        )
+    outputs = {LOGITS: model.outputs[0]}
+    for name in layer_names:
+        outputs[layer_key(name)] = _layer(model, name, role).output
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
 
 class _WithAttentionScores(keras.layers.Layer):

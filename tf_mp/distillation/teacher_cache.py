@@ -1,8 +1,9 @@
 """`TeacherCache`: the teacher runs once; epochs and tuner trials read its outputs."""
 
 import hashlib
-import json
 import os
+import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 from tf_mp.distillation import features as features_lib
 from tf_mp.distillation.distiller import INPUTS
 from tf_mp.distillation.distiller import TEACHER_OUTPUTS
+from tf_mp.utils.files import write_json
 
 
 class TeacherCache:
@@ -87,9 +89,7 @@ class TeacherCache:
                 self._with_outputs(columns, batch_size)
             )
             if path:
-                dataset.save(os.path.join(path, "dataset"))
-                with open(os.path.join(path, "done"), "w") as handle:
-                    json.dump({"examples": len(columns[1])}, handle)
+                _save_atomically(dataset, path, len(columns[1]))
         self._memory[id(data)] = (data, dataset)  # Keep `data` alive: ids stay unique.
         return dataset
 
@@ -137,3 +137,21 @@ def _collect(data):
         lambda *parts: np.concatenate(parts, axis=0), *batches
     )
     return columns, len(batches[0][1])
+
+
+def _save_atomically(dataset, path, examples):
+    """Saves into a private directory, then renames it to `path`: a process
+    reading `path` (or racing to write it) sees a whole copy or none."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    staging = tempfile.mkdtemp(dir=os.path.dirname(path) or ".", prefix=".staging-")
+    try:
+        dataset.save(os.path.join(staging, "dataset"))
+        write_json(os.path.join(staging, "done"), {"examples": examples})
+        os.rename(staging, path)
+    except OSError:
+        if not os.path.exists(os.path.join(path, "done")):
+            raise
+        # Another process saved the same key first; its copy is the same.
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
