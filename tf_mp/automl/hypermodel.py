@@ -1,6 +1,5 @@
 """`StudentHyperModel`: a Keras Tuner search space over distilled BERT students."""
 
-import contextlib
 import json
 import zlib
 
@@ -9,7 +8,10 @@ import keras_tuner
 
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
-from tf_mp.distillation.distiller import _uniform_map
+from tf_mp.distillation.terms import uniform_layer_map
+from tf_mp.utils.checks import check_numbers
+from tf_mp.utils.classifiers import compile_arguments
+from tf_mp.utils.scopes import optional_scope
 
 
 class StudentHyperModel(keras_tuner.HyperModel):
@@ -104,7 +106,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
             "hidden_weight": _values("hidden_weight", hidden_weight, ()),
         }
         for argument in ("num_layers", "num_heads", "head_size", "intermediate_dim"):
-            _check_positive(argument, self.space[argument])
+            check_numbers(argument, self.space[argument], integer=True, low=1)
         for value in self.space["init"]:
             if value not in ("teacher", "random"):
                 raise ValueError(
@@ -114,7 +116,6 @@ class StudentHyperModel(keras_tuner.HyperModel):
         self.loss = loss
         self.metrics = metrics
         self.seed = seed
-        self._prebuilt = None
 
     @property
     def teacher_blocks_needed(self):
@@ -125,7 +126,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         depth = self.teacher_config["num_layers"]
         blocks = set()
         for layers in self.space["num_layers"]:
-            blocks.update(_uniform_map(layers, depth).values())
+            blocks.update(uniform_layer_map(layers, depth).values())
         return sorted(blocks), []
 
     def student(self, hp):
@@ -182,22 +183,10 @@ class StudentHyperModel(keras_tuner.HyperModel):
                 arch["init"] = hp.Choice("init", self.space["init"])
         return arch
 
-    def prebuilt(self, hp, student):
-        """Hands `build` a student already made for `hp` (the tuner builds and
-        measures it before deciding to train)."""
-        self._prebuilt = (dict(hp.values), student)
-
     def build(self, hp):
-        student = None
-        if self._prebuilt is not None:
-            values, student = self._prebuilt
-            self._prebuilt = None
-            if values != hp.values:
-                student = None
-        if student is None:
-            student = self.student(hp)
-        else:
-            self._architecture(hp)  # Registers the same hyperparameters.
+        """A compiled `tf_mp.Distiller` of the student for `hp`. The tuner
+        measures the student (`distiller.student`) before it trains."""
+        student = self.student(hp)
         with self._scope():
             distiller = Distiller(
                 self.teacher,
@@ -206,21 +195,17 @@ class StudentHyperModel(keras_tuner.HyperModel):
                 alpha=hp.Choice("alpha", self.space["alpha"]),
                 hidden_weight=hp.Choice("hidden_weight", self.space["hidden_weight"]),
             )
-            distiller.compile(
-                optimizer=keras.optimizers.Adam(
-                    hp.Choice("learning_rate", self.space["learning_rate"])
-                ),
-                loss=self.loss
-                or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=self.metrics
-                or [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            optimizer = keras.optimizers.Adam(
+                hp.Choice("learning_rate", self.space["learning_rate"])
             )
+            arguments = compile_arguments(optimizer)
+            arguments["loss"] = self.loss or arguments["loss"]
+            arguments["metrics"] = self.metrics or arguments["metrics"]
+            distiller.compile(**arguments)
         return distiller
 
     def _scope(self):
-        if self.distribution is None:
-            return contextlib.nullcontext()
-        return self.distribution.scope()
+        return optional_scope(self.distribution)
 
 
 def spread_layers(num_layers, teacher_depth):
@@ -250,14 +235,6 @@ def _values(argument, value, default):
             f"`{argument}` offers no value. Received: {argument}={value!r}"
         )
     return values
-
-
-def _check_positive(argument, values):
-    if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ValueError(
-            f"`{argument}` values must be positive integers. "
-            f"Received: {argument}={values}"
-        )
 
 
 def _divisible(argument, values, k):

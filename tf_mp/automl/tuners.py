@@ -9,6 +9,7 @@ import keras_tuner
 
 from tf_mp.automl.latency import measure_latency
 from tf_mp.distillation.students import encoder_parameters
+from tf_mp.utils.files import write_json
 
 PROFILE_FILE = "tf_mp_profile.json"
 LATENCY_BATCH_SIZES = (1, 32)
@@ -19,12 +20,14 @@ class _Budgeted:
 
     Takes the Keras Tuner tuner's arguments plus `example` (a batch of model
     inputs, for the latency measurement), `max_params`, `max_latency_ms` and
-    `progress` (called with each finished trial). Before a trial trains, its
-    student is built, counted and timed on this machine; the figures (and,
-    after training, `train_s`: the wall time of building, fitting and scoring
-    it) are written to the trial directory; a student over `max_params`
-    (encoder parameters) or `max_latency_ms` (batch 1) fails the trial there,
-    with the figures in its message.
+    `progress` (called with each finished trial). It uses Keras Tuner's own
+    seam for a size budget, `Tuner._try_build` (where `max_model_size` is
+    checked): once the trial's distiller is built, its student is counted and
+    timed on this machine and the figures written to the trial directory (and,
+    after training, `train_s`: the wall time of building, measuring, fitting
+    and scoring it); a student over `max_params` (encoder parameters) or
+    `max_latency_ms` (batch 1) fails the trial there, before any training, with
+    the figures in its message.
     """
 
     def __init__(
@@ -41,30 +44,43 @@ class _Budgeted:
         self.max_params = max_params
         self.max_latency_ms = max_latency_ms
         self.progress = progress
+        self._building = None  # The trial whose model `_try_build` builds.
         super().__init__(hypermodel=hypermodel, **kwargs)
 
-    def run_trial(self, trial, *args, **kwargs):
-        hp = trial.hyperparameters
-        student = self.hypermodel.student(hp)
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        self._building = trial
+        try:
+            return super()._build_and_fit_model(trial, *args, **kwargs)
+        finally:
+            self._building = None
+
+    def _try_build(self, hp):
+        model = super()._try_build(hp)
+        if self._building is None:  # `load_model` rebuilding a finished trial.
+            return model
+        student = getattr(model, "student", model)
         latency = measure_latency(student, self.example, LATENCY_BATCH_SIZES)
         profile = {
             "encoder_parameters": encoder_parameters(student),
             "parameters": int(student.count_params()),
             **{f"latency_ms_batch_{b}": round(ms, 3) for b, ms in latency.items()},
         }
-        path = os.path.join(self.get_trial_dir(trial.trial_id), PROFILE_FILE)
-        with open(path, "w") as f:
-            json.dump(profile, f)
+        write_json(self._profile_path(self._building.trial_id), profile)
         reason = self._over_budget(profile)
         if reason:
             raise keras_tuner.errors.FailedTrialError(reason)
-        self.hypermodel.prebuilt(hp, student)
+        return model
+
+    def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
         results = super().run_trial(trial, *args, **kwargs)
+        profile = self.profile(trial.trial_id)
         profile["train_s"] = round(time.perf_counter() - start, 2)
-        with open(path, "w") as f:
-            json.dump(profile, f)
+        write_json(self._profile_path(trial.trial_id), profile)
         return results
+
+    def _profile_path(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), PROFILE_FILE)
 
     def _over_budget(self, profile):
         params = profile["encoder_parameters"]
@@ -90,7 +106,7 @@ class _Budgeted:
 
     def profile(self, trial_id):
         """The measured figures of a trial (`{}` if it was never measured)."""
-        path = os.path.join(self.get_trial_dir(trial_id), PROFILE_FILE)
+        path = self._profile_path(trial_id)
         if not os.path.exists(path):
             return {}
         with open(path) as f:
@@ -145,7 +161,14 @@ class BayesianOptimization(_Budgeted, keras_tuner.Tuner):
 
 
 class Hyperband(_Budgeted, keras_tuner.Hyperband):
-    """`keras_tuner.Hyperband` (same arguments) with the budget checks."""
+    """`keras_tuner.Hyperband` (same arguments) with the budget checks, and
+    `max_trials`: Keras Tuner's Hyperband oracle runs its brackets to the end
+    (`hyperband_iterations`); this one also stops after `max_trials` trials,
+    through the base `Oracle`'s own `max_trials` check."""
+
+    def __init__(self, hypermodel=None, max_trials=None, **kwargs):
+        super().__init__(hypermodel, **kwargs)
+        self.oracle.max_trials = max_trials
 
 
 TUNERS = {
