@@ -120,6 +120,7 @@ def main():
 
     import tf_mp
     from tf_mp import distillation
+    from tf_mp.utils.classifiers import accuracy
 
     train_sentences, train_labels = sst2.read_tsv("train")
     held_start = len(train_labels) - args.held_out
@@ -158,9 +159,7 @@ def main():
     }
 
     def accuracies(model):
-        return {
-            name: sst2.accuracy(model, xs, ys) for name, (xs, ys) in eval_sets.items()
-        }
+        return {name: accuracy(model, xs, ys) for name, (xs, ys) in eval_sets.items()}
 
     teacher, finetune_s = sst2.fine_tuned_teacher(
         preset, x, y, args.seq_len, lr=args.teacher_lr

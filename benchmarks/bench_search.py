@@ -50,6 +50,7 @@ def main():
 
     import tf_mp
     from tf_mp import distillation
+    from tf_mp.utils.classifiers import accuracy
 
     sentences, labels = sst2.read_tsv("train", args.rows + args.val_rows)
     dev_sentences, dev_labels = sst2.read_tsv("dev")
@@ -62,7 +63,7 @@ def main():
     y, y_val = y_all[:n], y_all[n:]
 
     teacher, _ = sst2.fine_tuned_teacher(preset, x, y, args.seq_len, lr=args.teacher_lr)
-    teacher_acc = sst2.accuracy(teacher, x_dev, y_dev)
+    teacher_acc = accuracy(teacher, x_dev, y_dev)
     teacher_params = distillation.encoder_parameters(teacher)
     max_params = int(args.budget * teacher_params)
     teacher_latency = tf_mp.automl.measure_latency(teacher, x_dev)
@@ -91,7 +92,7 @@ def main():
     search_s = time.perf_counter() - start
     best = result.best_student
     found = {
-        "dev_accuracy": round(sst2.accuracy(best, x_dev, y_dev), 4),
+        "dev_accuracy": round(accuracy(best, x_dev, y_dev), 4),
         "encoder_params_fraction": round(
             result.best_trial["encoder_parameters"] / teacher_params, 4
         ),
@@ -119,7 +120,7 @@ def main():
     )
     latency = tf_mp.automl.measure_latency(student, x_dev)
     baseline = {
-        "dev_accuracy": round(sst2.accuracy(student, x_dev, y_dev), 4),
+        "dev_accuracy": round(accuracy(student, x_dev, y_dev), 4),
         "encoder_params_fraction": round(
             distillation.encoder_parameters(student) / teacher_params, 4
         ),

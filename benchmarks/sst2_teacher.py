@@ -5,7 +5,6 @@ Reads GLUE SST-2 from `../shared/data/sst2` and the pretrained checkpoint from
 under `~/.cache/tf_mp_bench/` keyed by its recipe, so later benchmarks reuse it.
 """
 
-import csv
 import hashlib
 import json
 import os
@@ -24,10 +23,13 @@ def minilm_path():
 
 def read_tsv(split, limit=None, offset=0):
     """(sentences, labels) of a GLUE TSV split, rows [offset, offset + limit)."""
-    with open(os.path.join(SST2, f"{split}.tsv"), newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    rows = rows[offset : offset + limit if limit else None]
-    return [r["sentence"] for r in rows], [int(r["label"]) for r in rows]
+    from tf_mp import data
+
+    rows = data.load(SST2, "validation" if split == "dev" else split)
+    end = offset + limit if limit else None
+    return list(rows.texts[offset:end]), [
+        int(label) for label in rows.labels[offset:end]
+    ]
 
 
 def tokenize(preset, sentences, seq_len):
@@ -63,6 +65,8 @@ def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
     import keras_hub
     import numpy as np
 
+    from tf_mp.utils.classifiers import compile_arguments
+
     recipe = dict(
         preset=os.path.basename(preset.rstrip("/")),
         rows=len(y),
@@ -83,9 +87,7 @@ def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
         teacher.load_weights(path)
         return teacher, 0.0
     teacher.compile(
-        optimizer=keras.optimizers.AdamW(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["sparse_categorical_accuracy"],
+        **compile_arguments(keras.optimizers.AdamW(lr), "sparse_categorical_accuracy")
     )
     start = time.perf_counter()
     teacher.fit(dataset(x, y, batch_size, shuffle_seed=0), epochs=epochs, verbose=2)
@@ -93,13 +95,6 @@ def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
     os.makedirs(CACHE, exist_ok=True)
     teacher.save_weights(path)
     return teacher, seconds
-
-
-def accuracy(model, x, y, batch_size=64):
-    import numpy as np
-
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
 
 
 def examples_per_second(models, x, batch_size=32, rounds=3):

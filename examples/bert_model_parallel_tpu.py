@@ -14,16 +14,14 @@ On Colab (TPU runtime):
 
     python examples/bert_model_parallel_tpu.py --preset bert_base_en_uncased
 
-Offline, on CPU, with a local Hugging Face-format checkpoint and GLUE TSV files:
+Offline, on CPU, with a local keras-hub or Hugging Face BERT checkpoint (a
+directory) and the GLUE SST-2 TSV files (`train.tsv`, `dev.tsv`):
 
     python examples/bert_model_parallel_tpu.py \\
-        --preset "$(../shared/scripts/fetch_minilm.sh)" \\
-        --data-dir ../shared/data/sst2 --steps 20
+        --preset path/to/bert --data-dir path/to/SST-2 --steps 20
 """
 
 import argparse
-import csv
-import os
 
 
 def parse_args(argv=None):
@@ -38,7 +36,8 @@ def parse_args(argv=None):
         help="Directory with GLUE-format train.tsv and dev.tsv. "
         "Default: TFDS glue/sst2 (needs the internet once).",
     )
-    parser.add_argument("--steps", type=int, default=100, help="Training steps.")
+    parser.add_argument("--steps", type=int, default=100, help="Steps per epoch.")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
@@ -57,32 +56,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_glue_tsv(path, limit=None):
-    """(sentences, labels) from a GLUE TSV with `sentence` and `label` columns."""
-    sentences, labels = [], []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
-            sentences.append(row["sentence"])
-            labels.append(int(row["label"]))
-            if limit and len(sentences) >= limit:
-                break
-    return sentences, labels
-
-
 def load_sst2(data_dir, examples):
+    """SST-2 train (first `examples` rows) and validation as `tf.data` pairs:
+    from GLUE TSV files in `data_dir`, else from TFDS `glue/sst2`."""
     import tensorflow as tf
 
-    if data_dir:
-        splits = [
-            read_glue_tsv(os.path.join(data_dir, f"{name}.tsv"), limit)
-            for name, limit in (("train", examples), ("dev", None))
-        ]
-        return [tf.data.Dataset.from_tensor_slices(s) for s in splits]
-    import tensorflow_datasets as tfds
+    from tf_mp import data
 
-    train, dev = tfds.load("glue/sst2", split=["train", "validation"])
-    as_pair = lambda row: (row["sentence"], row["label"])  # noqa: E731
-    return train.take(examples).map(as_pair), dev.map(as_pair)
+    source = data_dir or "glue/sst2"
+    splits = (
+        data.load(source, "train", limit=examples),
+        data.load(source, "validation"),
+    )
+    return [
+        tf.data.Dataset.from_tensor_slices((list(s.texts), s.labels)) for s in splits
+    ]
 
 
 def distribution(args):
@@ -113,6 +101,8 @@ def main(argv=None):
     import keras
     import keras_hub
 
+    from tf_mp.utils.classifiers import compile_arguments
+
     with strategy.scope():
         backbone = keras_hub.models.BertBackbone.from_preset(args.preset)
         backbone = tf_mp.models.partition_bert(backbone)
@@ -120,9 +110,10 @@ def main(argv=None):
             backbone, num_classes=2, preprocessor=None
         )
         classifier.compile(
-            optimizer=keras.optimizers.Adam(args.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["sparse_categorical_accuracy"],
+            **compile_arguments(
+                keras.optimizers.Adam(args.learning_rate),
+                "sparse_categorical_accuracy",
+            )
         )
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(
         args.preset, sequence_length=args.seq_len
@@ -136,7 +127,10 @@ def main(argv=None):
         for split in (train, dev)
     )
     history = classifier.fit(
-        train.repeat(), validation_data=dev, epochs=1, steps_per_epoch=args.steps
+        train.repeat(),
+        validation_data=dev,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
     )
     for name, values in history.history.items():
         print(f"{name}: {values[-1]:.4f}")

@@ -12,13 +12,12 @@ import argparse
 
 
 def parse_mesh(text):
-    shape = {}
-    for part in text.split(","):
-        name, _, size = part.partition("=")
-        if not size.isdigit():
-            raise argparse.ArgumentTypeError(f"expected axis=size, got {part!r}")
-        shape[name.strip()] = int(size)
-    return shape
+    from tf_mp.utils.pairs import parse_pairs
+
+    try:
+        return parse_pairs(text, "--mesh")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main():
@@ -35,6 +34,8 @@ def main():
     import keras
     import keras_hub
     import numpy as np
+
+    from tf_mp.utils.classifiers import compile_arguments
 
     rng = np.random.default_rng(0)
     seq, vocab = 32, 1000
@@ -60,9 +61,9 @@ def main():
             backbone, num_classes=2, preprocessor=None, dropout=0.0
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["sparse_categorical_accuracy"],
+            **compile_arguments(
+                keras.optimizers.Adam(1e-3), "sparse_categorical_accuracy"
+            )
         )
         return model
 

@@ -1,6 +1,7 @@
 """`tf-mp`: the demo end to end in a subprocess; each subcommand's bad input
 exits with status 2 and one clear line."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import pytest
 
 from tf_mp.cli import main
+
+cli_main = importlib.import_module("tf_mp.cli.main")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -176,3 +179,35 @@ def test_a_single_file_holds_out_its_last_tenth_for_validation(tmp_path):
     assert train.texts == [f"text {i}" for i in range(18)]
     assert validation.texts == ["text 18", "text 19"]
     assert list(validation.labels) == [0, 1] and validation.num_classes == 2
+
+
+def _raised(function, *args, **kwargs):
+    try:
+        function(*args, **kwargs)
+    except (ValueError, TypeError) as error:
+        return error
+    raise AssertionError(f"{function} did not raise")
+
+
+def test_only_tf_mp_argument_errors_are_shown_as_one_line():
+    import numpy as np
+
+    from tf_mp.utils.checks import check_number
+
+    assert cli_main.is_input_error(_raised(check_number, "epochs", 0, low=1))
+    assert cli_main.is_input_error(FileNotFoundError("no such file"))
+    # Raised inside NumPy (or TensorFlow, Keras): a bug in tf_mp's use of it.
+    assert not cli_main.is_input_error(_raised(np.reshape, np.zeros(3), (2,)))
+
+
+def test_a_bug_shows_its_traceback(monkeypatch, capsys):
+    import numpy as np
+
+    from tf_mp.cli import devices
+
+    def broken(args):
+        np.reshape(np.zeros(3), (2,))
+
+    monkeypatch.setattr(devices, "run", broken)
+    with pytest.raises(ValueError, match="cannot reshape"):
+        cli_main.main(["devices"])

@@ -1,10 +1,13 @@
 """Pieces the `tf-mp` commands share: devices and meshes, data, models, outputs."""
 
-import contextlib
 import dataclasses
-import json
 import os
 import sys
+
+import tf_mp
+from tf_mp.utils import pairs
+from tf_mp.utils.checks import check_number
+from tf_mp.utils.scopes import optional_scope
 
 TINY = "tiny"
 TINY_CONFIG = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
@@ -52,7 +55,6 @@ def add_device_arguments(parser, default_mesh=None):
 
 def setup_devices(args):
     """Virtual devices (before TensorFlow starts), then the mesh's distribution."""
-    import tf_mp
 
     if args.virtual_devices is not None:
         positive("--virtual-devices", args.virtual_devices)
@@ -77,30 +79,23 @@ def setup_devices(args):
 
 
 def parse_pairs(text, flag="--mesh"):
-    """`"batch=2,model=4"` -> `{"batch": 2, "model": 4}`."""
-    shape = {}
-    for part in text.split(","):
-        name, _, size = part.partition("=")
-        if not name.strip() or not size.strip().isdigit() or int(size) < 1:
-            raise UsageError(
-                f"{flag} must look like name=2,other=4. Received: {flag} {text}"
-            )
-        shape[name.strip()] = int(size)
-    return shape
+    """`"batch=2,model=4"` -> `{"batch": 2, "model": 4}`, or a `UsageError`."""
+    try:
+        return pairs.parse_pairs(text, flag)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def positive(flag, value):
-    if value is not None and value < 1:
-        raise UsageError(f"{flag} must be >= 1. Received: {flag} {value}")
-
-
-def scope(distribution):
-    return distribution.scope() if distribution else contextlib.nullcontext()
+    """Raises a `UsageError` unless the flag's value is None or an int >= 1."""
+    try:
+        check_number(flag, value, integer=True, low=1, optional=True)
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} must be >= 1. Received: {flag} {value}") from None
 
 
 def load_data(args, num_classes=None):
     """`(train, validation)` `TextClassificationData` for the data arguments."""
-    import tf_mp
 
     positive("--limit", args.limit)
     positive("--seq-len", args.seq_len)
@@ -138,18 +133,23 @@ def load_data(args, num_classes=None):
     )
 
 
+def load_teacher(args):
+    """`(teacher, preprocessor)` from `--teacher`."""
+    if not os.path.isdir(args.teacher):
+        raise UsageError(f"--teacher {args.teacher}: no such directory")
+    return load_classifier(args.teacher, None, args.seq_len)
+
+
 def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None):
     """`(classifier without preprocessor, preprocessor)` from a keras-hub preset
     name or directory, or `"tiny"`: a random-init BERT with a word vocabulary
     built from `texts`."""
     import keras_hub
 
-    import tf_mp
-
     if preset == TINY:
         vocabulary = tf_mp.data.word_vocabulary(texts)
         preprocessor = tf_mp.data.preprocessor(seq_len, vocabulary=vocabulary)
-        with scope(distribution):
+        with optional_scope(distribution):
             backbone = keras_hub.models.BertBackbone(
                 vocabulary_size=len(vocabulary),
                 max_sequence_length=seq_len,
@@ -167,7 +167,7 @@ def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None)
         )
     try:
         preprocessor = tf_mp.data.preprocessor(seq_len, preset=preset)
-        with scope(distribution):
+        with optional_scope(distribution):
             extra = {"num_classes": num_classes} if num_classes else {}
             model = keras_hub.models.TextClassifier.from_preset(
                 preset, preprocessor=None, **extra
@@ -193,7 +193,6 @@ def _known_presets():
 
 
 def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=False):
-    import tf_mp
 
     x = tf_mp.data.encode(preprocessor, data.texts)
     dataset = tf_mp.data.to_dataset(
@@ -206,13 +205,6 @@ def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=Fal
     return x, dataset
 
 
-def accuracy(model, x, labels, batch_size=64):
-    import numpy as np
-
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
-
-
 def save_classifier(model, preprocessor, directory):
     """Writes a keras-hub preset directory (model, tokenizer, preprocessor) that
     `keras_hub.models.TextClassifier.from_preset` and `--teacher` load."""
@@ -222,12 +214,6 @@ def save_classifier(model, preprocessor, directory):
     finally:
         model.preprocessor = None
     return directory
-
-
-def write_json(path, value):
-    with open(path, "w") as handle:
-        json.dump(value, handle, indent=2)
-    return path
 
 
 def output_dir(path):

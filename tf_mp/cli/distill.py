@@ -3,8 +3,11 @@
 import os
 import time
 
+import tf_mp
 from tf_mp.cli import common
 from tf_mp.cli import plots
+from tf_mp.utils import classifiers
+from tf_mp.utils.files import write_json
 
 
 def add_parser(subparsers):
@@ -50,21 +53,11 @@ def add_parser(subparsers):
     parser.set_defaults(run=run)
 
 
-def load_teacher(args):
-    """`(teacher, preprocessor)` from `--teacher`."""
-    if not os.path.isdir(args.teacher):
-        raise common.UsageError(f"--teacher {args.teacher}: no such directory")
-    return common.load_classifier(args.teacher, None, args.seq_len)
-
-
 def run(args):
     common.positive("--epochs", args.epochs)
     import keras
 
-    import tf_mp
-    from tf_mp import distillation
-
-    teacher, preprocessor = load_teacher(args)
+    teacher, preprocessor = common.load_teacher(args)
     classes = teacher.get_config()["num_classes"]
     train, validation = common.load_data(args, classes)
     output = common.output_dir(args.output)
@@ -78,15 +71,13 @@ def run(args):
         hidden_weight=args.hidden_weight,
     )
     distiller.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **classifiers.compile_arguments(keras.optimizers.Adam(args.learning_rate))
     )
     x, data = common.encode(preprocessor, train, args.batch_size)
     x_val, _ = common.encode(preprocessor, validation, args.batch_size)
     start = time.perf_counter()
     if not args.no_cache:
-        cache = distillation.TeacherCache.for_distiller(distiller)
+        cache = tf_mp.distillation.TeacherCache.for_distiller(distiller)
         data = cache.attach(data).shuffle(len(train), seed=0).batch(args.batch_size)
     print(f"Distilling on {len(train)} examples ({len(validation)} for validation)")
     history = distiller.fit(data, epochs=args.epochs, verbose=common.verbosity())
@@ -95,8 +86,8 @@ def run(args):
     for name, model in (("teacher", teacher), ("student", student)):
         latency = tf_mp.automl.measure_latency(model, x_val, batch_sizes=(32,))
         figures[name] = {
-            "accuracy": round(common.accuracy(model, x_val, validation.labels), 4),
-            "encoder parameters": distillation.encoder_parameters(model),
+            "accuracy": round(classifiers.accuracy(model, x_val, validation.labels), 4),
+            "encoder parameters": tf_mp.distillation.encoder_parameters(model),
             "examples / s": round(32000.0 / latency[32], 1),
         }
     metrics = {
@@ -113,7 +104,7 @@ def run(args):
         "student": common.save_classifier(
             student, preprocessor, os.path.join(output, "student")
         ),
-        "metrics": common.write_json(os.path.join(output, "metrics.json"), metrics),
+        "metrics": write_json(os.path.join(output, "metrics.json"), metrics),
         "comparison": plots.comparison(
             figures, os.path.join(output, "teacher_vs_student.png")
         ),
@@ -139,7 +130,6 @@ def run(args):
 
 
 def make_student(args, teacher):
-    from tf_mp import distillation
 
     if args.student_config:
         if args.student_layers or args.num_heads or args.intermediate_dim:
@@ -154,8 +144,8 @@ def make_student(args, teacher):
                 f"--student-config needs exactly {sorted(expected)}. "
                 f"Received: --student-config {args.student_config}"
             )
-        return distillation.student_from_config(teacher, **config)
-    depth = distillation.bert_config(teacher)["num_layers"]
+        return tf_mp.distillation.student_from_config(teacher, **config)
+    depth = tf_mp.distillation.bert_config(teacher)["num_layers"]
     if args.student_layers:
         try:
             layers = [int(i) for i in args.student_layers.split(",")]
@@ -166,7 +156,7 @@ def make_student(args, teacher):
             ) from None
     else:
         layers = list(range(0, depth, 2))
-    return distillation.student_from_teacher(
+    return tf_mp.distillation.student_from_teacher(
         teacher,
         layers=layers,
         num_heads=args.num_heads,

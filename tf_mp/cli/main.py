@@ -45,6 +45,8 @@ def main(argv=None):
     try:
         args.run(args)
     except (common.UsageError, ValueError, TypeError, OSError) as error:
+        if not is_input_error(error):
+            raise  # A bug: Python prints the traceback, exit status 1.
         if args.debug:
             traceback.print_exc()
         message = str(error).strip().splitlines()
@@ -56,3 +58,20 @@ def main(argv=None):
             print("(run with --debug for the traceback)", file=sys.stderr)
         return 2
     return 0
+
+
+def is_input_error(error):
+    """Whether `error` is about the user's input, shown as one line.
+
+    `UsageError`s (the commands' own checks) and `OSError`s (files) are; a
+    `ValueError` / `TypeError` is when tf_mp raised it, since tf_mp raises
+    those only for bad arguments, naming them. The same errors raised inside
+    TensorFlow, Keras or NumPy come from tf_mp's use of them: bugs.
+    """
+    if isinstance(error, (common.UsageError, OSError)):
+        return True
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame else ""
+    return module == "tf_mp" or module.startswith("tf_mp.")

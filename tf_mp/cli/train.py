@@ -5,6 +5,8 @@ import time
 
 from tf_mp.cli import common
 from tf_mp.cli import plots
+from tf_mp.utils import classifiers
+from tf_mp.utils.files import write_json
 
 
 def add_parser(subparsers):
@@ -50,9 +52,7 @@ def run(args):
         preprocessor, validation, args.batch_size, drop_remainder=batch_axis > 1
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **classifiers.compile_arguments(keras.optimizers.Adam(args.learning_rate))
     )
     print(
         f"Training on {len(train)} examples ({validation.source}: "
@@ -77,7 +77,7 @@ def run(args):
         "epochs": args.epochs,
         "train_seconds": round(seconds, 2),
         "validation_accuracy": round(
-            common.accuracy(model, x_val, validation.labels), 4
+            classifiers.accuracy(model, x_val, validation.labels), 4
         ),
         "parameters": int(model.count_params()),
     }
@@ -85,8 +85,8 @@ def run(args):
         "model": common.save_classifier(
             model, preprocessor, os.path.join(output, "model")
         ),
-        "history": common.write_json(os.path.join(output, "history.json"), history),
-        "metrics": common.write_json(os.path.join(output, "metrics.json"), metrics),
+        "history": write_json(os.path.join(output, "history.json"), history),
+        "metrics": write_json(os.path.join(output, "metrics.json"), metrics),
         "curves": plots.training_curves(
             history, os.path.join(output, "training_curves.png")
         ),

@@ -2,8 +2,9 @@
 
 import os
 
+import tf_mp
 from tf_mp.cli import common
-from tf_mp.cli import distill
+from tf_mp.utils import classifiers
 
 
 def add_parser(subparsers):
@@ -37,10 +38,8 @@ def add_parser(subparsers):
 def run(args):
     common.positive("--trials", args.trials)
     common.positive("--epochs", args.epochs)
-    import tf_mp
-    from tf_mp import distillation
 
-    teacher, preprocessor = distill.load_teacher(args)
+    teacher, preprocessor = common.load_teacher(args)
     train, validation = common.load_data(args, teacher.get_config()["num_classes"])
     output = common.output_dir(args.output)
     max_params = args.max_params
@@ -48,7 +47,7 @@ def run(args):
         if max_params <= 0:
             raise common.UsageError(f"--max-params must be > 0. Received: {max_params}")
         if max_params <= 1:
-            max_params = max_params * distillation.encoder_parameters(teacher)
+            max_params = max_params * tf_mp.distillation.encoder_parameters(teacher)
         max_params = int(max_params)
     _, data = common.encode(preprocessor, train, args.batch_size)
     x_val, val_data = common.encode(preprocessor, validation, args.batch_size)
@@ -104,7 +103,7 @@ def run(args):
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     return {
         "best_trial": result.best_trial,
-        "teacher_validation_accuracy": common.accuracy(
+        "teacher_validation_accuracy": classifiers.accuracy(
             teacher, x_val, validation.labels
         ),
         "trials": len(result.trials),
