@@ -33,7 +33,7 @@ def test_notebook_runs_on_a_cpu_mesh(tiny_preset, sst2_dir, capsys, virtual_devi
     assert len(parameters) == 1
     overrides = (
         f"PRESET = {str(tiny_preset)!r}\nDATA_DIR = {str(sst2_dir)!r}\n"
-        "STEPS = 3\nEPOCHS = 3\nBATCH_SIZE = 8\nSEQ_LEN = 8\nLEARNING_RATE = 1e-3\n"
+        "STEPS = 4\nEPOCHS = 3\nBATCH_SIZE = 8\nSEQ_LEN = 8\nLEARNING_RATE = 5e-2\n"
     )
     namespace = {}
     keras.utils.set_random_seed(0)
