@@ -35,10 +35,6 @@ def layout_axes(layout):
     return tuple(None if s == UNSHARDED else s for s in layout.sharding_specs)
 
 
-def is_layout(value):
-    return isinstance(value, dtensor.Layout)
-
-
 def variable_layout(variable):
     """The DTensor layout of a Keras variable, or `None` if it is not on a mesh."""
     value = getattr(variable, "_value", variable)
