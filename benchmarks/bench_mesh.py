@@ -1,9 +1,12 @@
 """Step time and per-device memory of tensor- and data-parallel meshes.
 
-Fine-tunes the pretrained all-MiniLM-L6-v2 (BERT architecture, 6 layers, hidden
-384, 12 heads) as a 2-class `BertTextClassifier` at seq 64, batch 32 on:
-single device, 1x2 and 1x4 tensor-parallel meshes (`tf_mp.bert_layout_map`) and
-a 2x1 data-parallel mesh. Step times are measured interleaved: every round times
+`--model minilm` (default) fine-tunes the pretrained all-MiniLM-L6-v2 (BERT
+architecture, 6 layers, hidden 384, 12 heads) as a 2-class `BertTextClassifier`
+at seq 64, batch 32 on: single device, 1x2 and 1x4 tensor-parallel meshes
+(`tf_mp.bert_layout_map`) and a 2x1 data-parallel mesh. `--model tiny` trains
+a randomly initialised BERT (2 layers, hidden 64, 4 heads, intermediate 128) at
+seq 16, batch 8 on single device, 1x2, 2x1 and 2x2: steps of a few
+milliseconds, where the engine's fixed cost per step shows. Step times are measured interleaved: every round times
 each setup in a shuffled order, each ratio is taken against the single-device
 time of the same round, and the median over rounds is reported with its range.
 Prints one JSON line.
@@ -19,17 +22,45 @@ import subprocess
 import sys
 import time
 
-SETUPS = {"single": None, "1x2": (1, 2), "1x4": (1, 4), "2x1": (2, 1)}
+SETUPS = {
+    "minilm": {"single": None, "1x2": (1, 2), "1x4": (1, 4), "2x1": (2, 1)},
+    "tiny": {
+        "single": None,
+        "1x2": (1, 2),
+        "2x1": (2, 1),
+        "2x2": (2, 2),
+        # Without bert_layout_map's "token_embedding/output" key: the residual
+        # stream left split along the hidden dimension, as before it existed.
+        "1x2_hidden_split": (1, 2),
+        "2x2_hidden_split": (2, 2),
+    },
+}
+DEFAULTS = {  # seq_len, batch_size, steps per round
+    "minilm": (64, 32, 3),
+    "tiny": (16, 8, 20),
+}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(SETUPS), default="minilm")
     parser.add_argument("--preset", help="BERT preset name or local HF directory.")
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3, help="Steps per round.")
+    parser.add_argument("--seq-len", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--steps", type=int, help="Steps per round.")
     parser.add_argument("--rounds", type=int, default=8)
-    return parser.parse_args()
+    parser.add_argument(
+        "--device",
+        choices=["CPU", "GPU"],
+        default="CPU",
+        help="Split the first device of this type into 4 logical devices.",
+    )
+    args = parser.parse_args()
+    seq_len, batch_size, steps = DEFAULTS[args.model]
+    args.seq_len = args.seq_len or seq_len
+    args.batch_size = args.batch_size or batch_size
+    args.steps = args.steps or steps
+    return args
 
 
 def default_preset():
@@ -41,47 +72,71 @@ def default_preset():
 
 def main():
     args = parse_args()
-    preset = args.preset or default_preset()
+    preset = None
+    if args.model == "minilm":
+        preset = args.preset or default_preset()
 
     import tf_mp
 
-    tf_mp.configure_virtual_devices(4)
+    memory = 16384 if args.device == "GPU" else None
+    tf_mp.configure_virtual_devices(4, device_type=args.device, memory_limit=memory)
     import keras
     import keras_hub
     import numpy as np
 
-    def build(mesh_shape):
+    def classifier():
         keras.utils.set_random_seed(0)
-        if mesh_shape is None:
+        if preset is not None:
             backbone = keras_hub.models.BertBackbone.from_preset(preset, dropout=0.0)
-            model = keras_hub.models.BertTextClassifier(
-                backbone, num_classes=2, preprocessor=None, dropout=0.0
-            )
         else:
-            mesh = tf_mp.Mesh({"batch": mesh_shape[0], "model": mesh_shape[1]})
-            with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
-                backbone = keras_hub.models.BertBackbone.from_preset(
-                    preset, dropout=0.0
-                )
-                model = keras_hub.models.BertTextClassifier(
-                    backbone, num_classes=2, preprocessor=None, dropout=0.0
-                )
+            backbone = keras_hub.models.BertBackbone(
+                vocabulary_size=1000,
+                num_layers=2,
+                num_heads=4,
+                hidden_dim=64,
+                intermediate_dim=128,
+                max_sequence_length=args.seq_len,
+                dropout=0.0,
+            )
+        return keras_hub.models.BertTextClassifier(
+            backbone, num_classes=2, preprocessor=None, dropout=0.0
+        )
+
+    def build(name, mesh_shape):
+        if mesh_shape is None:
+            model = classifier()
+        else:
+            mesh = tf_mp.Mesh(
+                {"batch": mesh_shape[0], "model": mesh_shape[1]},
+                device_type=args.device,
+            )
+            layout_map = tf_mp.bert_layout_map(mesh)
+            if name.endswith("_hidden_split"):
+                del layout_map[r"token_embedding/output$"]
+            with tf_mp.ModelParallel(mesh, layout_map).scope():
+                model = classifier()
+        optimizer = (
+            keras.optimizers.AdamW(2e-5) if preset else keras.optimizers.Adam(1e-3)
+        )
         model.compile(
-            optimizer=keras.optimizers.AdamW(2e-5),
+            optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         return model
 
     rng = np.random.default_rng(0)
     b, s = args.batch_size, args.seq_len
+    token_range = (1000, 30000) if preset else (1, 1000)
     x = {
-        "token_ids": rng.integers(1000, 30000, size=(b, s)).astype("int32"),
+        "token_ids": rng.integers(*token_range, size=(b, s)).astype("int32"),
         "segment_ids": np.zeros((b, s), "int32"),
         "padding_mask": np.ones((b, s), "int32"),
     }
     y = rng.integers(0, 2, size=(b,))
 
-    models = {name: build(shape) for name, shape in SETUPS.items()}
+    models = {
+        name: build(name, shape) for name, shape in SETUPS[args.model].items()
+    }
     losses = {}
     for name, model in models.items():  # Trace, build optimizer slots.
         losses[name] = model.train_on_batch(x, y, return_dict=True)["loss"]
@@ -110,7 +165,9 @@ def main():
 
     result = {
         "benchmark": "bench_mesh",
-        "preset": os.path.basename(os.path.normpath(preset)),
+        "model": args.model,
+        "device": args.device,
+        "preset": os.path.basename(os.path.normpath(preset)) if preset else None,
         "seq_len": s,
         "batch_size": b,
         "steps_x_rounds": [args.steps, args.rounds],
@@ -123,7 +180,8 @@ def main():
         },
         "encoder_bytes_per_device_fraction": {
             name: round(encoder_fraction(models[name]), 4)
-            for name in ("1x2", "1x4", "2x1")
+            for name in models
+            if name != "single"
         },
         "first_step_loss": {k: round(v, 6) for k, v in losses.items()},
     }

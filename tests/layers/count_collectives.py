@@ -12,6 +12,9 @@ ops they lower to.
 
     python tests/layers/count_collectives.py --model 2 --blocks 2
 
+`--bert BATCHxMODEL` counts instead a tiny keras-hub `BertTextClassifier`
+(2 blocks) laid out by `tf_mp.bert_layout_map` on that mesh, trained with Adam.
+
 Both variables must be set before TensorFlow starts, hence a separate process.
 """
 
@@ -58,6 +61,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=int, default=2)
     parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--bert", help="Mesh shape BATCHxMODEL for keras-hub BERT.")
     args = parser.parse_args()
 
     dump_dir = tempfile.mkdtemp(prefix="dtensor_dump_")
@@ -67,6 +71,8 @@ def main():
 
     import tf_mp
 
+    if args.bert:
+        return count_bert(args, dump_dir)
     tf_mp.configure_virtual_devices(args.model)
     import keras
     import numpy as np
@@ -93,6 +99,44 @@ def main():
             }
         )
     )
+
+
+def count_bert(args, dump_dir):
+    import tf_mp
+
+    batch_size, model_size = (int(n) for n in args.bert.split("x"))
+    tf_mp.configure_virtual_devices(batch_size * model_size)
+    import keras
+    import keras_hub
+    import numpy as np
+
+    mesh = tf_mp.Mesh({"batch": batch_size, "model": model_size})
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=64,
+            num_layers=args.blocks,
+            num_heads=4,
+            hidden_dim=16,
+            intermediate_dim=32,
+            max_sequence_length=8,
+            dropout=0.0,
+        )
+        model = keras_hub.models.BertTextClassifier(
+            backbone, num_classes=2, preprocessor=None, dropout=0.0
+        )
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    rng = np.random.default_rng(0)
+    x = {
+        "token_ids": rng.integers(1, 64, (4, 8)).astype("int32"),
+        "segment_ids": np.zeros((4, 8), "int32"),
+        "padding_mask": np.ones((4, 8), "int32"),
+    }
+    model.fit(x, rng.integers(0, 2, (4,)), batch_size=4, verbose=0)
+    print(json.dumps({"bert": args.bert, "fit": counts(dump_dir, "train_step")}))
 
 
 if __name__ == "__main__":

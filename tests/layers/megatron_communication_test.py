@@ -36,3 +36,30 @@ def test_encoder_blocks_need_two_all_reduces_forward_and_two_backward(model, blo
         "dtensor": {"DTensorAllReduce": 4 * blocks},
         "lowered": {"CollectiveReduceV2": 4 * blocks},
     }
+
+
+@pytest.mark.parametrize(
+    "mesh, expected",
+    [
+        # Megatron's 4 per block (2 blocks) + 1 all-gather of the embedding
+        # output (`bert_layout_map`'s "token_embedding/output"); was 72.
+        ("1x2", 9),
+        # Every gradient, the loss and the metrics in one group; was 45.
+        ("2x1", 1),
+        # Both: the model axis's 9 and one group over the batch axis; was 117.
+        ("2x2", 10),
+    ],
+)
+def test_keras_hub_bert_fit_step_all_reduces(mesh, expected):
+    result = subprocess.run(
+        [sys.executable, SCRIPT, f"--bert={mesh}", "--blocks=2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["fit"] == {
+        "dtensor": {"DTensorAllReduce": expected},
+        "lowered": {"CollectiveReduceV2": expected},
+    }

@@ -95,3 +95,24 @@ def test_bert_layout_map_can_keep_the_embedding_replicated(make_mesh):
 def test_bert_layout_map_needs_the_model_axis(make_mesh):
     with pytest.raises(ValueError, match=r"model_axis.*Received: model_axis='model'"):
         tf_mp.bert_layout_map(make_mesh((2,), axis_names=("batch",)))
+
+
+def test_output_keys_lay_out_layer_outputs_not_variables(mesh):
+    layout_map = tf_mp.LayoutMap(mesh)
+    layout_map[r"dense/output$"] = ("batch", None)
+    layout_map[r"dense"] = (None, "model")
+    assert layout_map.output_axes("net/dense") == (r"dense/output$", ("batch", None))
+    assert layout_map.output_axes("net/other") == (None, None)
+    # A variable is never matched by an output key, only by variable keys.
+    assert layout_map.match("net/dense/kernel") == (r"dense", (None, "model"))
+    assert layout_map.axes_for("net/output", (8,)) == (None,)
+
+
+def test_bert_layout_map_gathers_the_embedding_output(make_mesh):
+    layout_map = tf_mp.bert_layout_map(make_mesh((2, 2)))
+    _, axes = layout_map.output_axes("token_embedding")
+    assert axes == ("batch", None, None)
+    model_only = tf_mp.bert_layout_map(make_mesh((2,), axis_names=("model",)))
+    assert model_only.output_axes("token_embedding")[1] == (None, None, None)
+    replicated = tf_mp.bert_layout_map(make_mesh((1, 2)), shard_embeddings=False)
+    assert replicated.output_axes("token_embedding") == (None, None)

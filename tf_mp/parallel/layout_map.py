@@ -6,6 +6,14 @@ import re
 from tf_mp.parallel.mesh import as_mesh
 
 
+OUTPUT_SUFFIX = "/output"
+
+
+def is_output_key(key):
+    """Whether a layout-map key names layer outputs (Keras's `/output` suffix)."""
+    return key.rstrip("$").endswith(OUTPUT_SUFFIX)
+
+
 class LayoutMap(collections.abc.MutableMapping):
     """Maps variable-path regexes to the mesh axis each dimension is split over.
 
@@ -15,6 +23,13 @@ class LayoutMap(collections.abc.MutableMapping):
     (not split). The first key, in insertion order, that matches a path wins;
     unmatched variables are replicated. Axis names, rank and divisibility are
     checked when a variable uses the entry, and errors name the variable.
+
+    A key ending in `"/output"` gives the layout of a layer's output instead, as
+    in `keras.distribution.LayoutMap`: it is matched against
+    `"<layer path>/output"` (the layer path is the prefix of its variables'
+    paths), and the output is laid out so while a step runs on the mesh. Use it
+    where DTensor's own choice of an activation layout costs collectives, e.g.
+    `layout_map["token_embedding/output"] = ("batch", None, None)`.
 
     Args:
         mesh: the `tf_mp.Mesh` (or `keras.distribution.DeviceMesh`) the axes
@@ -72,9 +87,19 @@ class LayoutMap(collections.abc.MutableMapping):
         return f"LayoutMap({self._mesh!r}, {dict(self._axes)!r})"
 
     def match(self, path):
-        """`(regex, axes)` of the first entry matching `path`, or `(None, None)`."""
+        """`(regex, axes)` of the first variable entry matching `path`, or
+        `(None, None)`. Output keys are left out."""
         for regex, axes in self._axes.items():
-            if re.search(regex, path):
+            if not is_output_key(regex) and re.search(regex, path):
+                return regex, axes
+        return None, None
+
+    def output_axes(self, layer_path):
+        """`(regex, axes)` of the first output key matching
+        `"<layer_path>/output"`, or `(None, None)`."""
+        path = f"{layer_path}{OUTPUT_SUFFIX}"
+        for regex, axes in self._axes.items():
+            if is_output_key(regex) and re.search(regex, path):
                 return regex, axes
         return None, None
 

@@ -29,13 +29,22 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
   `keras.random.*` calls) is created off-mesh even inside a scope: it belongs to
   no model, and pinning it to one mesh broke every later unseeded draw outside
   that mesh.
+* Writes. A step (and Keras's `optimizer.apply` on mesh variables, in custom
+  loops too) writes each variable once, at its end: reads see pending values.
+  That keeps DTensor's all-reduce combining pass, which groups the gradients'
+  all-reduces, from reordering reads and writes (`functional.py`).
+* Layer outputs. Layers whose `"<path>/output"` matches an output key of the
+  layout map (Keras's convention) have their outputs relaid out inside a step
+  (`output_layouts.py`).
 * Eager calls. `model(x)`, `predict_on_batch` & co. on a model on a mesh place
   host inputs on the mesh, run the call in a `tf.function`, and return host
   values (`eager.py`).
 
 One concern per module:
 
-* `flags.py`: DTensor's all-reduce combining, off (set on import).
+* `flags.py`: DTensor's all-reduce combining, on unless `TF_MP_GROUP_ALL_REDUCES=0`
+  (set on import).
+* `functional.py`: steps and optimizer updates that write variables at their end.
 * `layouts.py`: tf_mp axis tuples <-> `dtensor.Layout`; meshes.
 * `transfer.py`: host values onto a layout (`place`), DTensors home (`to_host`).
 * `variables.py`: `MeshVariable`, layouts of new and adopted variables.
@@ -44,6 +53,7 @@ One concern per module:
 * `collectives.py`: activation layouts inside a step (the layers' collectives).
 * `steps.py`: models' `fit` / `evaluate` / `predict` step functions.
 * `batches.py`: batches split along the batch axis.
+* `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.
 
 Only `tf_mp/parallel` imports this package; layers reach it through
@@ -54,7 +64,8 @@ functional, unscale a loss, keras-hub's BERT block class) live in
 Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
 `Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
 `Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`,
-`Layer.__call__`, `keras.src.random.seed_generator.global_seed_generator`, the
+`Layer.__call__`, `Layer.call` and `Layer._flatten_layers`,
+`BaseOptimizer.apply`, the TensorFlow backend's `core.cond`, `keras.src.random.seed_generator.global_seed_generator`, the
 TensorFlow backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
 `_get_concrete_noise_shape`), the
 `_keras_mask` tensor attribute (`keras.src.backend.common.masking`), and, in
@@ -65,7 +76,7 @@ TensorFlow backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
 
 from tf_mp.parallel.dtensor import flags
 
-flags.disable_all_reduce_combining()
+flags.configure_all_reduce_grouping()
 
 # The order below resolves the package's import cycles (patches <-> steps).
 from tf_mp.parallel.dtensor import state  # noqa: E402

@@ -20,6 +20,8 @@ from keras.src import tree
 from keras.src.layers import layer as _keras_layer
 
 from tf_mp.parallel.dtensor import batches
+from tf_mp.parallel.dtensor import functional
+from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
@@ -87,13 +89,15 @@ def _eager_function(model, distribution):
     function = model.__dict__.get("_tf_mp_eager_call")
     # Keras layers track attributes; this cache must stay out of their state.
     if function is None:
+        output_layouts.pin_layer_outputs(model, distribution)
 
         def run(args, kwargs):
             with patches.step_context(distribution):
                 return _ORIGINAL_CALL(model, *args, **kwargs)
 
         function = tf.function(
-            tf.autograph.experimental.do_not_convert(run), reduce_retracing=True
+            tf.autograph.experimental.do_not_convert(functional.defer_writes(run)),
+            reduce_retracing=True,
         )
         object.__setattr__(model, "_tf_mp_eager_call", function)
     return function

@@ -11,6 +11,8 @@ three things tf_mp's engine needs to know while Keras code runs:
 * `declared`: the `{path regex: axes}` tables of the tf_mp layers being built,
   innermost last. Their weights take the declared axes unless the layout map
   says otherwise.
+* `writes`: the `functional.PendingWrites` of the step being traced, or `None`.
+  Mesh variables are written there until the step ends.
 
 The state is process-wide (not per thread), as the patches it drives are.
 Context managers change one field and restore it on exit.
@@ -25,6 +27,7 @@ class Current:
     scope: object = None
     step: object = None
     declared: tuple = ()
+    writes: object = None
 
 
 _current = Current()

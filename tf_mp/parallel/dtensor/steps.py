@@ -14,6 +14,8 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
+from tf_mp.parallel.dtensor import functional
+from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
@@ -75,9 +77,11 @@ def _make_function(model, kind, force=False):
             stacklevel=3,
         )
     _adopt_model_state(model, distribution)
+    output_layouts.pin_layer_outputs(model, distribution)
     step = getattr(model, f"{kind}_step")
     step = tf.function(
-        tf.autograph.experimental.do_not_convert(step), reduce_retracing=True
+        tf.autograph.experimental.do_not_convert(functional.defer_writes(step)),
+        reduce_retracing=True,
     )
     if kind == "predict":
         function = functools.partial(_run_predict, model, step, distribution)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from tensorflow.experimental import dtensor
 
 from tf_mp.parallel.dtensor import eager
+from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
@@ -15,7 +16,11 @@ from tf_mp.parallel.dtensor.transfer import to_host
 
 
 class MeshVariable(dtensor.DVariable):
-    """A `DVariable` that accepts host values on assign and gathers on `numpy()`."""
+    """A `DVariable` that accepts host values on assign and gathers on `numpy()`.
+
+    Inside a functional step (`functional.py`) writes are deferred to the end of
+    the step and reads return the pending value.
+    """
 
     def _to_mesh(self, value):
         if tf.executing_eagerly() and not is_on_mesh(value):
@@ -23,13 +28,47 @@ class MeshVariable(dtensor.DVariable):
         return value
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
+        writes = functional.pending_writes()
+        if writes is not None:
+            return writes.write(self, value)
         return super().assign(self._to_mesh(value), use_locking, name, read_value)
 
     def assign_add(self, delta, use_locking=None, name=None, read_value=True):
+        writes = functional.pending_writes()
+        if writes is not None:
+            return writes.write(self, self.read_value() + delta)
         return super().assign_add(self._to_mesh(delta), use_locking, name, read_value)
 
     def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
+        writes = functional.pending_writes()
+        if writes is not None:
+            return writes.write(self, self.read_value() - delta)
         return super().assign_sub(self._to_mesh(delta), use_locking, name, read_value)
+
+    def write_now(self, value):
+        """Assigns `value` at this point of the program, pending writes or not."""
+        return super().assign(value, read_value=False)
+
+    def _read_variable_op(self, no_copy=False):
+        writes = functional.pending_writes()
+        value = None if writes is None else writes.value(self)
+        if value is not None:
+            return value
+        return super()._read_variable_op(no_copy=no_copy)
+
+    def sparse_read(self, indices, name=None):
+        writes = functional.pending_writes()
+        value = None if writes is None else writes.value(self)
+        if value is not None:
+            return tf.gather(value, indices, name=name)
+        return super().sparse_read(indices, name=name)
+
+    def gather_nd(self, indices, name=None):
+        writes = functional.pending_writes()
+        value = None if writes is None else writes.value(self)
+        if value is not None:
+            return tf.gather_nd(value, indices, name=name)
+        return super().gather_nd(indices, name=name)
 
     # DTensor has no SPMD rule for the ResourceScatter* ops that Keras's
     # optimizers use for `tf.IndexedSlices` updates (plain SGD on an `Embedding`
@@ -62,6 +101,7 @@ class MeshVariable(dtensor.DVariable):
 def new_mesh_variable(keras_variable, value, layout, distribution):
     """A `MeshVariable` holding `value` on `layout`, for `keras_variable._value`."""
     eager.install()
+    functional.install_optimizer_patch()
     keras_variable._layout = layout
     keras_variable._tf_mp_distribution = distribution
     return MeshVariable(

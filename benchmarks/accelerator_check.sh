@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The device check: the equivalence referee, then the mesh tables, in one go
+# (under 8 minutes on a 16-core machine). Runs unchanged on CPU; on a machine
+# with a GPU the tables also run on 4 logical GPUs split from the first one.
+#
+#   bash benchmarks/accelerator_check.sh            # results under benchmarks/results/
+#   OUT=/some/dir bash benchmarks/accelerator_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-benchmarks/results}"
+mkdir -p "$out"
+export TF_CPP_MIN_LOG_LEVEL=3
+status=0
+
+gpu=0
+python -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" && gpu=1
+echo "GPU present: $gpu" | tee "$out/machine.txt"
+nproc >> "$out/machine.txt"
+
+# 1. Sharded == single device, on 8 CPU virtual devices (the referee is the same
+#    on every machine; the GPU is hidden so meshes are built on CPUs).
+CUDA_VISIBLE_DEVICES= timeout 420 python -m pytest -q -p no:cacheprovider -n 4 \
+  tests/parallel/model_parallel_equivalence_test.py \
+  tests/parallel/dropout_drift_test.py \
+  tests/parallel/grouped_all_reduces_test.py \
+  tests/parallel/output_layouts_test.py 2>&1 | tail -n 5 | tee "$out/equivalence.txt" || status=1
+
+# 2. The tables: what a collective costs, then tiny BERT and MiniLM on meshes.
+devices="CPU"
+[ "$gpu" = 1 ] && devices="CPU GPU"
+for device in $devices; do
+  timeout 120 python benchmarks/bench_collectives.py --device "$device" --rounds 5 \
+    | tail -n 1 | tee "$out/bench_collectives_$device.json" || status=1
+  timeout 240 python benchmarks/bench_mesh.py --model tiny --device "$device" --rounds 5 \
+    | tail -n 1 | tee "$out/bench_mesh_tiny_$device.json" || status=1
+done
+if [ "$gpu" = 1 ]; then
+  timeout 240 python benchmarks/bench_mesh.py --device GPU --rounds 5 \
+    | tail -n 1 | tee "$out/bench_mesh_minilm_GPU.json" || status=1
+fi
+exit "$status"

@@ -1,0 +1,185 @@
+"""Functional steps: a step reads variables as it goes and writes them at its end.
+
+Why. DTensor's all-reduce combining pass (`DTensorAllReduceCombineOptimization`)
+merges independent all-reduces, such as the one per gradient on a batch-split
+mesh, into one. It moves each group's all-reduces to the position of the last
+one, then re-sorts the block by data dependencies only
+(`mlir::sortTopologically`): ops that use a moved all-reduce go to the end of
+the block, and variable reads that followed them in the program stay where
+they were. Keras's optimizers write Adam's `m` and `v` and then read them again,
+so the reads saw the old values (the "Adam trap"; tf_mp had to switch the pass
+off, at one all-reduce per gradient).
+
+In a functional step nothing is written before the end. Writes to mesh
+variables go to `PendingWrites`; later reads in the step return the pending
+value; the step ends by writing each changed variable once. A read of a variable
+not yet written has no operands, so the re-sort never moves it, and nothing
+reads a variable after the final writes. Keras's `ops.cond` (the optimizer's
+loss scaling, gradient accumulation, EMA) runs both branches on the pending
+values and selects with the predicate. A write inside another nested graph
+(`tf.cond`, `tf.while_loop`) cannot be deferred, and is an error.
+"""
+
+import functools
+
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import core as _keras_tf_core
+from keras.src.optimizers import base_optimizer as _base_optimizer
+
+from tf_mp.parallel.dtensor import state
+
+_ORIGINAL_COND = _keras_tf_core.cond
+_ORIGINAL_APPLY = _base_optimizer.BaseOptimizer.apply
+
+
+class PendingWrites:
+    """The values written to mesh variables in the step being traced."""
+
+    def __init__(self):
+        self.graph = tf.compat.v1.get_default_graph()
+        self._values = {}  # id(variable) -> (variable, value), in write order
+
+    def value(self, variable):
+        """The pending value of `variable`, else `None`."""
+        entry = self._values.get(id(variable))
+        return None if entry is None else entry[1]
+
+    def write(self, variable, value):
+        if tf.compat.v1.get_default_graph() is not self.graph:
+            raise ValueError(
+                f"The mesh variable '{variable.name}' is written inside a nested "
+                "graph (`tf.cond`, `tf.while_loop` or a nested `tf.function`) of a "
+                "step on a mesh. tf_mp steps write variables once, at the end of "
+                "the step, so that DTensor can group all-reduces safely. Use "
+                "`keras.ops.cond` (it runs both branches and selects), or compute "
+                "the new value with `tf.where` and assign it outside the branch."
+            )
+        value = tf.convert_to_tensor(value, dtype=variable.dtype)
+        variable.shape.assert_is_compatible_with(value.shape)
+        self._values[id(variable)] = (variable, value)
+        return value
+
+    def cond(self, pred, true_fn, false_fn):
+        """Keras's `cond`, with both branches run and their writes selected."""
+        static = tf.get_static_value(pred)
+        if static is not None:
+            return true_fn() if static else false_fn()
+        before = dict(self._values)
+        true_out = true_fn()
+        after_true, self._values = self._values, dict(before)
+        false_out = false_fn()
+        after_false = self._values
+        self._values = dict(before)
+        for key in list(after_true) + [k for k in after_false if k not in after_true]:
+            if after_true.get(key) is after_false.get(key):
+                continue  # Pending before the `cond`, untouched by both branches.
+            variable = (after_true.get(key) or after_false.get(key))[0]
+            # A branch that left the variable alone keeps its value before the
+            # `cond` (pending, or read from the variable).
+            true_value = after_true[key][1] if key in after_true else None
+            false_value = after_false[key][1] if key in after_false else None
+            if true_value is None:
+                true_value = variable.read_value()
+            if false_value is None:
+                false_value = variable.read_value()
+            self._values[key] = (variable, _select(pred, true_value, false_value))
+        if true_out is None and false_out is None:
+            return None
+        return tree.map_structure(
+            lambda a, b: _select(pred, a, b), true_out, false_out
+        )
+
+    def flush(self):
+        """Writes every pending value to its variable (at the end of a step)."""
+        for variable, value in self._values.values():
+            variable.write_now(value)
+        self._values = {}
+
+
+def _select(pred, true_value, false_value):
+    """`tf.where` of a scalar predicate. DTensor's `SelectV2` crashes the process
+    (segmentation fault, TF 2.21) when a scalar predicate broadcasts against
+    tensors, so the predicate is broadcast first."""
+    true_value = tf.convert_to_tensor(true_value)
+    if true_value.shape.rank:
+        pred = tf.broadcast_to(pred, tf.shape(true_value))
+    return tf.where(pred, true_value, false_value)
+
+
+def pending_writes():
+    """The `PendingWrites` of the functional step being traced, else `None`."""
+    writes = state.get().writes
+    if writes is None or tf.executing_eagerly():
+        return None
+    return writes
+
+
+def defer_writes(function):
+    """`function` with the mesh-variable writes it makes while traced deferred to
+    its end. Inside a function that already defers (a tf_mp step), or run
+    eagerly, it is `function` itself."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        writes = state.get().writes
+        if tf.executing_eagerly() or (
+            writes is not None and writes.graph is tf.compat.v1.get_default_graph()
+        ):
+            return function(*args, **kwargs)
+        _install()
+        writes = PendingWrites()
+        with state.changed(writes=writes):
+            outputs = function(*args, **kwargs)
+        writes.flush()
+        return outputs
+
+    return run
+
+
+def _optimizer_apply(self, grads, trainable_variables=None):
+    """Keras's `BaseOptimizer.apply`, for an optimizer of mesh variables: its own
+    variables (`iterations`, the learning rate, made when it was constructed,
+    perhaps outside the scope) are moved onto the mesh, and its writes are
+    deferred. Custom training loops (`optimizer.apply_gradients` in the user's
+    own `tf.function`) then train as `fit` does: with `iterations` left on the
+    host, DTensor ran its increment before Adam's bias correction read it (every
+    weight off by 0.26 x the learning rate after one step)."""
+    variables = trainable_variables
+    if variables is None:
+        variables = getattr(self, "_trainable_variables", None) or []
+    distribution = next(
+        (
+            getattr(v, "_tf_mp_distribution", None)
+            for v in variables
+            if getattr(v, "_tf_mp_distribution", None) is not None
+        ),
+        None,
+    )
+    if distribution is None:
+        return _ORIGINAL_APPLY(self, grads, trainable_variables)
+    from tf_mp.parallel.dtensor.variables import adopt_variable
+
+    for variable in self.variables:
+        adopt_variable(variable, distribution)
+    return defer_writes(_ORIGINAL_APPLY)(self, grads, trainable_variables)
+
+
+def _functional_cond(pred, true_fn, false_fn):
+    writes = pending_writes()
+    if writes is None or tf.compat.v1.get_default_graph() is not writes.graph:
+        return _ORIGINAL_COND(pred, true_fn, false_fn)
+    return writes.cond(pred, true_fn, false_fn)
+
+
+def _install():
+    """Routes Keras's `cond` through the pending writes (process-wide, idempotent;
+    outside a function that defers writes it is Keras's own)."""
+    _keras_tf_core.cond = _functional_cond
+
+
+def install_optimizer_patch():
+    """Makes Keras optimizers defer their writes to mesh variables (process-wide,
+    idempotent; optimizers off-mesh are unchanged)."""
+    _install()
+    _base_optimizer.BaseOptimizer.apply = _optimizer_apply
