@@ -119,3 +119,28 @@ def test_a_write_in_a_raw_tf_cond_of_a_step_is_a_clear_error(make_mesh):
     x, y = tiny_models.mlp_data()
     with pytest.raises(ValueError, match=r"'counter.*written inside a nested graph"):
         model.train_on_batch(x[:8], y[:8])
+
+
+def test_train_on_batch_and_evaluate_reset_metrics_on_the_mesh(make_mesh):
+    # `reset_metrics` runs as one function on the mesh; the metrics of every
+    # call must be those of that call alone, as on one device.
+    def run(model):
+        x, y = tiny_models.mlp_data()
+        model.compile(optimizer="sgd", loss=tiny_models.loss(), metrics=["accuracy"])
+        logs = [
+            model.train_on_batch(x[i : i + 8], y[i : i + 8], return_dict=True)
+            for i in (0, 8, 16)
+        ]
+        logs.append(model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True))
+        model.reset_metrics()
+        return logs, [float(v.numpy()) for v in model.metrics_variables]
+
+    expected, expected_state = run(tiny_models.mlp())
+    mesh = make_mesh((2, 2))
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
+    logs, state = run(model)
+    for got, want in zip(logs, expected):
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+        assert got["accuracy"] == want["accuracy"]
+    assert state == expected_state == [0.0] * len(state)

@@ -29,6 +29,9 @@ def attach_model(model, distribution):
     for kind in ("train", "test", "predict"):
         maker = functools.partial(_make_function, model, kind)
         object.__setattr__(model, f"make_{kind}_function", maker)
+    object.__setattr__(
+        model, "reset_metrics", functools.partial(_reset_metrics, model)
+    )
 
 
 def distribution_of(model):
@@ -125,6 +128,37 @@ def _build_compiled_state(model, distribution, data):
         with distribution.scope():
             model._symbolic_build(data_batch=data)
         _adopt_model_state(model, distribution)
+
+
+def _reset_metrics(model):
+    """Keras's `reset_metrics`, in one call on the mesh.
+
+    Eagerly, each metric variable's reset is a host-to-mesh transfer and an
+    eager DTensor op (about 4 ms each on 2 CPU devices): `train_on_batch` and
+    `evaluate`, which reset every call, paid ~18 ms a call for a model with two
+    metrics. One traced function per set of metric variables does them all.
+    """
+    metric_variables = list(model.metrics_variables)
+    if not metric_variables or not all(
+        isinstance(getattr(v, "_value", None), variables.MeshVariable)
+        for v in metric_variables
+    ):
+        return type(model).reset_metrics(model)
+    key = tuple(id(v) for v in metric_variables)
+    cache = model.__dict__.setdefault("_tf_mp_reset_functions", {})
+    function = cache.get(key)
+    if function is None:
+
+        def reset():
+            for metric in model.metrics:
+                metric.reset_state()
+
+        function = tf.function(
+            tf.autograph.experimental.do_not_convert(functional.defer_writes(reset))
+        )
+        cache[key] = function
+    with patches.step_context(model._tf_mp_distribution):
+        function()
 
 
 def _run_predict(model, step, distribution, batches):
