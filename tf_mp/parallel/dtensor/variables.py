@@ -49,23 +49,25 @@ class MeshVariable(dtensor.DVariable):
         """Assigns `value` at this point of the program, pending writes or not."""
         return super().assign(value, read_value=False)
 
-    def _read_variable_op(self, no_copy=False):
+    def _pending_value(self):
+        """The value written earlier in the step being traced, else `None`."""
         writes = functional.pending_writes()
-        value = None if writes is None else writes.value(self)
+        return None if writes is None else writes.value(self)
+
+    def _read_variable_op(self, no_copy=False):
+        value = self._pending_value()
         if value is not None:
             return value
         return super()._read_variable_op(no_copy=no_copy)
 
     def sparse_read(self, indices, name=None):
-        writes = functional.pending_writes()
-        value = None if writes is None else writes.value(self)
+        value = self._pending_value()
         if value is not None:
             return tf.gather(value, indices, name=name)
         return super().sparse_read(indices, name=name)
 
     def gather_nd(self, indices, name=None):
-        writes = functional.pending_writes()
-        value = None if writes is None else writes.value(self)
+        value = self._pending_value()
         if value is not None:
             return tf.gather_nd(value, indices, name=name)
         return super().gather_nd(indices, name=name)
