@@ -26,7 +26,8 @@ CUDA_VISIBLE_DEVICES= timeout "$limit" python -m pytest -q -p no:cacheprovider -
   tests/parallel/model_parallel_equivalence_test.py \
   tests/parallel/dropout_drift_test.py \
   tests/parallel/grouped_all_reduces_test.py \
-  tests/parallel/output_layouts_test.py 2>&1 | tail -n 5 | tee "$out/equivalence.txt" || status=1
+  tests/parallel/output_layouts_test.py \
+  tests/parallel/steps_per_execution_test.py 2>&1 | tail -n 5 | tee "$out/equivalence.txt" || status=1
 
 # 2. The tables: what a collective costs, then tiny BERT and MiniLM on meshes.
 devices="CPU"
@@ -36,6 +37,9 @@ for device in $devices; do
     | tail -n 1 | tee "$out/bench_collectives_$device.json" || status=1
   timeout 240 python benchmarks/bench_mesh.py --model tiny --device "$device" --rounds 5 \
     | tail -n 1 | tee "$out/bench_mesh_tiny_$device.json" || status=1
+  timeout 240 python benchmarks/bench_mesh.py --model tiny --device "$device" --rounds 5 \
+    --setups 1x2,2x1,2x2 --steps 32 --steps-per-execution 8 \
+    | tail -n 1 | tee "$out/bench_mesh_tiny_spe8_$device.json" || status=1
 done
 if [ "$gpu" = 1 ]; then
   timeout 240 python benchmarks/bench_mesh.py --device GPU --rounds 5 \

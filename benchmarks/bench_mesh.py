@@ -50,6 +50,18 @@ def parse_args():
     parser.add_argument("--steps", type=int, help="Steps per round.")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="Above 1, every setup (the single device too) compiles with it and "
+        "each round times `fit` over --steps batches instead of `train_on_batch`.",
+    )
+    parser.add_argument(
+        "--setups",
+        help="Comma-separated subset of the model's setups to time "
+        "(the single-device reference is always included).",
+    )
+    parser.add_argument(
         "--device",
         choices=["CPU", "GPU"],
         default="CPU",
@@ -60,6 +72,22 @@ def parse_args():
     args.seq_len = args.seq_len or seq_len
     args.batch_size = args.batch_size or batch_size
     args.steps = args.steps or steps
+    if args.steps_per_execution < 1:
+        parser.error(
+            f"--steps-per-execution must be >= 1. Received: {args.steps_per_execution}"
+        )
+    known = SETUPS[args.model]
+    if args.setups:
+        wanted = {"single", *args.setups.split(",")}
+        unknown = sorted(wanted - set(known))
+        if unknown:
+            parser.error(
+                f"--setups {args.setups!r}: unknown for --model {args.model}: "
+                f"{', '.join(unknown)} (choose from {', '.join(known)})"
+            )
+        args.setups = {k: v for k, v in known.items() if k in wanted}
+    else:
+        args.setups = dict(known)
     return args
 
 
@@ -121,6 +149,7 @@ def main():
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            steps_per_execution=args.steps_per_execution,
         )
         return model
 
@@ -133,13 +162,25 @@ def main():
         "padding_mask": np.ones((b, s), "int32"),
     }
     y = rng.integers(0, 2, size=(b,))
+    # `fit` data: --steps copies of the batch.
+    xs = {k: np.concatenate([v] * args.steps) for k, v in x.items()}
+    ys = np.concatenate([y] * args.steps)
+
+    def run_steps(model):
+        if args.steps_per_execution == 1:
+            for _ in range(args.steps):
+                model.train_on_batch(x, y)
+        else:
+            model.fit(xs, ys, batch_size=b, epochs=1, shuffle=False, verbose=0)
 
     models = {
-        name: build(name, shape) for name, shape in SETUPS[args.model].items()
+        name: build(name, shape) for name, shape in args.setups.items()
     }
     losses = {}
     for name, model in models.items():  # Trace, build optimizer slots.
         losses[name] = model.train_on_batch(x, y, return_dict=True)["loss"]
+        if args.steps_per_execution > 1:
+            run_steps(model)  # Trace the unrolled steps.
     # Each round times every setup once, in a shuffled order; a setup's ratio
     # is taken against the single-device time of the same round, so slow phases
     # of the shared machine cancel out. The median over rounds is reported.
@@ -151,8 +192,7 @@ def main():
         seconds = {}
         for name in order:
             start = time.perf_counter()
-            for _ in range(args.steps):
-                models[name].train_on_batch(x, y)
+            run_steps(models[name])
             seconds[name] = (time.perf_counter() - start) / args.steps
         single_times.append(seconds["single"])
         for name in ratios:
@@ -171,6 +211,8 @@ def main():
         "seq_len": s,
         "batch_size": b,
         "steps_x_rounds": [args.steps, args.rounds],
+        "steps_per_execution": args.steps_per_execution,
+        "all_reduces_grouped": tf_mp.parallel.dtensor.flags.all_reduces_grouped(),
         "single_device_step_s": round(statistics.median(single_times), 4),
         "step_time_ratio": {
             name: round(statistics.median(r), 3) for name, r in ratios.items()

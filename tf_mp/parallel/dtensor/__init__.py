@@ -71,7 +71,9 @@ TensorFlow backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
 `_keras_mask` tensor attribute (`keras.src.backend.common.masking`), and, in
 `keras_compat`, `keras.src.models.functional.Functional`,
 `keras.src.losses.loss.unscale_loss_for_distribution` and keras-hub's
-`bert_backbone.TransformerEncoder`.
+`bert_backbone.TransformerEncoder`. TensorFlow internals: DTensor's
+`DVariable._read_variable_op` (overridden), `resource_variable_ops.variable_accessed`
+and `eager.record.record_operation` (a pending value read as the variable).
 """
 
 from tf_mp.parallel.dtensor import flags

@@ -18,31 +18,20 @@ def distribute_batch(data, distribution, pad=False):
     raises a `ValueError`.
     """
     mesh = distribution.mesh.dtensor_mesh
-    axis = distribution.batch_axis
-    parts = distribution.mesh.shape[axis] if axis else 1
+    axis, parts = _batch_axis(distribution)
     leaves = [x for x in tree.flatten(data) if x is not None]
     sizes = {int(np.shape(x)[0]) for x in leaves if np.ndim(x) > 0}
     size = min(sizes) if sizes else 0
     padded = size
     if size % parts:
         if not pad:
-            raise ValueError(
-                f"The batch size must be divisible by the size of mesh axis "
-                f"'{axis}' ({parts}). Received: batch_size={size}. Batch with a "
-                f"multiple of {parts} and drop the remainder (for a dataset, "
-                "`dataset.batch(batch_size, drop_remainder=True)`; for arrays, a "
-                "sample count that is a multiple of the batch size)."
-            )
+            _raise_not_divisible(axis, parts, size)
         padded = size + parts - size % parts
 
     def shard(x):
         if x is None:
             return None
-        if isinstance(x, (tf.RaggedTensor, tf.SparseTensor)):
-            raise TypeError(
-                "Inputs on a tf_mp mesh must be dense tensors. Received: "
-                f"{type(x).__name__}. Convert it with `.to_tensor()` first."
-            )
+        _check_dense(x)
         if is_on_mesh(x):
             return x
         x = np.asarray(x)
@@ -55,3 +44,77 @@ def distribute_batch(data, distribution, pad=False):
         return place(x, make_layout(mesh, axes))
 
     return tree.map_structure(shard, data), size
+
+
+def distribute_stacked_batches(batches, distribution):
+    """Several batches as one transfer: each input's batches stacked on a new
+    leading axis (`[steps, batch, ...]`), split along the batch axis (axis 1).
+
+    Returns `None` when the batches cannot be stacked (different structures or
+    shapes, values already on the mesh, scalars); place them one by one then.
+    """
+    leaves = [tree.flatten(data) for data in batches]
+    if any(len(flat) != len(leaves[0]) for flat in leaves):
+        return None
+    for flat in leaves:
+        for x in flat:
+            if x is None:
+                continue
+            _check_dense(x)
+            if is_on_mesh(x) or np.ndim(x) == 0:
+                return None
+    try:
+        stacked = tree.map_structure(
+            lambda *xs: None if xs[0] is None else np.stack([np.asarray(x) for x in xs]),
+            *batches,
+        )
+    except (ValueError, TypeError):  # Different shapes or structures.
+        return None
+    mesh = distribution.mesh.dtensor_mesh
+    axis, parts = _batch_axis(distribution)
+    size = min(x.shape[1] for x in tree.flatten(stacked) if x is not None)
+    if size % parts:
+        _raise_not_divisible(axis, parts, size)
+
+    def shard(x):
+        if x is None:
+            return None
+        axes = (None, axis if parts > 1 else None) + (None,) * (x.ndim - 2)
+        return place(x, make_layout(mesh, axes))
+
+    return tree.map_structure(shard, stacked)
+
+
+def unstack_batches(stacked, steps):
+    """The `steps` batches of `distribute_stacked_batches`, inside a traced step
+    (each device keeps its own rows: no communication). `steps` is a Python int:
+    a function traced with `reduce_retracing` may not know the leading size."""
+    leaves = tree.flatten(stacked)
+    parts = [None if x is None else tf.unstack(x, num=steps, axis=0) for x in leaves]
+    return [
+        tree.pack_sequence_as(stacked, [None if p is None else p[i] for p in parts])
+        for i in range(steps)
+    ]
+
+
+def _batch_axis(distribution):
+    axis = distribution.batch_axis
+    return axis, (distribution.mesh.shape[axis] if axis else 1)
+
+
+def _check_dense(x):
+    if isinstance(x, (tf.RaggedTensor, tf.SparseTensor)):
+        raise TypeError(
+            "Inputs on a tf_mp mesh must be dense tensors. Received: "
+            f"{type(x).__name__}. Convert it with `.to_tensor()` first."
+        )
+
+
+def _raise_not_divisible(axis, parts, size):
+    raise ValueError(
+        f"The batch size must be divisible by the size of mesh axis "
+        f"'{axis}' ({parts}). Received: batch_size={size}. Batch with a "
+        f"multiple of {parts} and drop the remainder (for a dataset, "
+        "`dataset.batch(batch_size, drop_remainder=True)`; for arrays, a "
+        "sample count that is a multiple of the batch size)."
+    )

@@ -5,6 +5,14 @@ which DTensor rejects. A model built in a `ModelParallel` scope gets its own
 `make_{train,test,predict}_function`: each batch is pulled eagerly, split along
 the batch axis, and the model's own `train_step` / `test_step` /
 `predict_step` runs in a `tf.function` on the mesh.
+
+With `steps_per_execution=k`, up to `MAX_UNROLLED_STEPS` batches go into one
+function call that runs the step once per batch (unrolled, as Keras's
+`unrolled_steps_per_execution` does): one dispatch, one host-to-mesh transfer
+per input (the batches stacked) and one host round trip for the outputs
+instead of k. The k steps share one set of pending writes
+(`functional.py`): step i+1 reads step i's new values as data, not through the
+variables, so DTensor cannot group the all-reduces of different steps.
 """
 
 import functools
@@ -19,7 +27,12 @@ from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
+from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
+from tf_mp.parallel.dtensor.batches import unstack_batches
 from tf_mp.parallel.dtensor.transfer import to_host
+
+# Steps per function call at most: the traced graph grows with each one.
+MAX_UNROLLED_STEPS = 8
 
 
 def attach_model(model, distribution):
@@ -82,33 +95,75 @@ def _make_function(model, kind, force=False):
     _adopt_model_state(model, distribution)
     output_layouts.pin_layer_outputs(model, distribution)
     step = getattr(model, f"{kind}_step")
-    step = tf.function(
-        tf.autograph.experimental.do_not_convert(functional.defer_writes(step)),
-        reduce_retracing=True,
-    )
     if kind == "predict":
+        step = _traced(step)
         function = functools.partial(_run_predict, model, step, distribution)
     else:
-        function = functools.partial(_run_steps, model, step, distribution)
+
+        def steps_on_batches(batches):
+            outputs = None
+            for data in batches:
+                outputs = step(data)
+            return outputs
+
+        def steps_on_stacked_batches(stacked, steps):
+            return steps_on_batches(unstack_batches(stacked, steps))
+
+        function = functools.partial(
+            _run_steps,
+            model,
+            _traced(steps_on_batches),
+            _traced(steps_on_stacked_batches),
+            distribution,
+        )
     setattr(model, attribute, function)
     return function
 
 
-def _run_steps(model, step, distribution, iterator):
+def _traced(function):
+    return tf.function(
+        tf.autograph.experimental.do_not_convert(functional.defer_writes(function)),
+        reduce_retracing=True,
+    )
+
+
+def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
+    """Runs up to `steps_per_execution` steps, `MAX_UNROLLED_STEPS` per call."""
     outputs = None
+    chunk = []
     for _ in range(model.steps_per_execution):
         try:
             data = next(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
-            if outputs is None:
+            if outputs is None and not chunk:
                 raise
             break
-        if outputs is None:
+        if outputs is None and not chunk:
             _build_compiled_state(model, distribution, data)
-        data, _ = distribute_batch(data, distribution, pad=False)
-        with patches.step_context(distribution):
-            outputs = step(data)
+        chunk.append(data)
+        if len(chunk) == MAX_UNROLLED_STEPS:
+            outputs = _run_chunk(chunk, on_batches, on_stacked_batches, distribution)
+            chunk = []
+    if chunk:
+        outputs = _run_chunk(chunk, on_batches, on_stacked_batches, distribution)
     return tree.map_structure(to_host, outputs)
+
+
+def _run_chunk(chunk, on_batches, on_stacked_batches, distribution):
+    if len(chunk) > 1:
+        # One host-to-mesh transfer per input for the whole chunk.
+        stacked = distribute_stacked_batches(chunk, distribution)
+        if stacked is not None:
+            return _call_on_mesh(
+                on_stacked_batches, distribution, stacked, len(chunk)
+            )
+    batches = [distribute_batch(data, distribution, pad=False)[0] for data in chunk]
+    return _call_on_mesh(on_batches, distribution, batches)
+
+
+def _call_on_mesh(function, distribution, *args):
+    with patches.step_context(distribution):
+        return function(*args)
 
 
 def _build_compiled_state(model, distribution, data):
@@ -153,20 +208,16 @@ def _reset_metrics(model):
             for metric in model.metrics:
                 metric.reset_state()
 
-        function = tf.function(
-            tf.autograph.experimental.do_not_convert(functional.defer_writes(reset))
-        )
+        function = _traced(reset)
         cache[key] = function
-    with patches.step_context(model._tf_mp_distribution):
-        function()
+    _call_on_mesh(function, model._tf_mp_distribution)
 
 
 def _run_predict(model, step, distribution, batches):
     results = []
     for data in batches:
         data, size = distribute_batch(data, distribution, pad=True)
-        with patches.step_context(distribution):
-            outputs = step(data)
+        outputs = _call_on_mesh(step, distribution, data)
         results.append(tree.map_structure(lambda t, n=size: to_host(t)[:n], outputs))
     if len(results) == 1:
         return results[0]

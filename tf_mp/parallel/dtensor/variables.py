@@ -4,6 +4,8 @@ import re
 
 import tensorflow as tf
 from tensorflow.experimental import dtensor
+from tensorflow.python.eager import record as _record
+from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
 from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import functional
@@ -56,20 +58,30 @@ class MeshVariable(dtensor.DVariable):
 
     def _read_variable_op(self, no_copy=False):
         value = self._pending_value()
-        if value is not None:
-            return value
-        return super()._read_variable_op(no_copy=no_copy)
+        if value is None:
+            return super()._read_variable_op(no_copy=no_copy)
+        # Recorded as a read of the variable, so that a gradient tape sees the
+        # variable and its gradient flows to it: a later step of the same call
+        # (`steps_per_execution`) computes its gradients through these values.
+        _resource_variable_ops.variable_accessed(self)
+        value = tf.identity(value)
+        _record.record_operation(
+            "ReadVariableOp",
+            [value],
+            [self.handle],
+            backward_function=lambda grad: [grad],
+            forward_function=lambda handle: [handle],
+        )
+        return value
 
     def sparse_read(self, indices, name=None):
-        value = self._pending_value()
-        if value is not None:
-            return tf.gather(value, indices, name=name)
+        if self._pending_value() is not None:
+            return tf.gather(self._read_variable_op(), indices, name=name)
         return super().sparse_read(indices, name=name)
 
     def gather_nd(self, indices, name=None):
-        value = self._pending_value()
-        if value is not None:
-            return tf.gather_nd(value, indices, name=name)
+        if self._pending_value() is not None:
+            return tf.gather_nd(self._read_variable_op(), indices, name=name)
         return super().gather_nd(indices, name=name)
 
     # DTensor has no SPMD rule for the ResourceScatter* ops that Keras's
