@@ -109,6 +109,12 @@ def _make_function(model, kind, force=False):
         def steps_on_stacked_batches(stacked, steps):
             return steps_on_batches(unstack_batches(stacked, steps))
 
+        # Traced functions keep the step's name ("train_step"): DTensor names its
+        # MLIR dumps after them (`tests/layers/count_collectives.py`).
+        steps_on_batches.__name__ = steps_on_batches.__qualname__ = step.__name__
+        steps_on_stacked_batches.__name__ = f"stacked_{step.__name__}s"
+        steps_on_stacked_batches.__qualname__ = steps_on_stacked_batches.__name__
+
         function = functools.partial(
             _run_steps,
             model,
