@@ -29,6 +29,7 @@ _NAMES = {
     "ShardReport": "tf_mp.parallel",
     "configure_virtual_devices": "tf_mp.parallel",
     "gather": "tf_mp.parallel",
+    "initialize": "tf_mp.parallel",
     "shard_report": "tf_mp.parallel",
 }
 

@@ -50,7 +50,7 @@ def test_more_steps_per_execution_than_are_unrolled():
     assert tiny_models.NUM_SAMPLES // BATCH > steps.MAX_UNROLLED_STEPS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _keras_on_one_device(steps_per_execution):
     return _fit(tiny_models.bert_classifier(), steps_per_execution)
 

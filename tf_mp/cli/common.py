@@ -59,9 +59,19 @@ def setup_devices(args):
     if args.virtual_devices is not None:
         positive("--virtual-devices", args.virtual_devices)
         try:
-            tf_mp.configure_virtual_devices(args.virtual_devices)
+            # Not `configure_virtual_devices`, which lists the devices and so
+            # starts TensorFlow: `initialize` below must come first.
+            from tf_mp.parallel import devices
+
+            devices.split_device(args.virtual_devices)
         except RuntimeError as error:
             raise UsageError(f"--virtual-devices: {error}") from None
+    # Under `tf-mp launch` (Keras's KERAS_DISTRIBUTION_* variables), join the
+    # other processes; alone, this changes nothing.
+    try:
+        tf_mp.initialize()
+    except RuntimeError as error:
+        raise UsageError(str(error)) from None
     if not getattr(args, "mesh", None):
         return None
     shape = parse_pairs(args.mesh)

@@ -19,15 +19,29 @@ def run(args):
     common.setup_devices(args)
     import tensorflow as tf
 
+    from tf_mp import parallel
+
+    processes = parallel.num_processes()
     rows = []
     for kind in ("TPU", "GPU", "CPU"):
         physical = tf.config.list_physical_devices(kind)
-        logical = tf.config.list_logical_devices(kind)
-        if physical or logical:
-            rows.append((kind, len(physical), len(logical), _names(logical)))
-    print(common.table(rows, ["type", "physical", "logical", "logical names"]))
-    kind = next(r[0] for r in rows if r[2])
-    count = next(r[2] for r in rows if r[2])
+        local = parallel.list_devices(kind, local=True)
+        every = parallel.list_devices(kind)
+        if physical or every:
+            row = [kind, len(physical), len(local)]
+            if processes > 1:
+                row.append(len(every))
+            rows.append((*row, _names(local)))
+    header = ["type", "physical", "logical"]
+    if processes > 1:
+        header = ["type", "physical", "logical here", "logical, all processes"]
+        print(
+            f"Process {parallel.process_id()} of {processes} "
+            "(tf_mp.initialize / tf-mp launch).\n"
+        )
+    print(common.table(rows, [*header, "logical names"]))
+    kind = next(r[0] for r in rows if r[-2])
+    count = next(r[-2] for r in rows if r[-2])
     shapes = [f"batch={b},model={count // b}" for b in _divisors(count)]
     print(f"\nMesh shapes over the {count} {kind} device(s) (--mesh):")
     for shape in shapes:
@@ -42,6 +56,6 @@ def _divisors(n):
 
 
 def _names(devices, shown=3):
-    names = [d.name.split("device:")[-1] for d in devices]
+    names = [d.split("device:")[-1] for d in devices]
     more = f" (+{len(names) - shown})" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more

@@ -5,6 +5,8 @@
   package, the one place tf_mp calls DTensor and patches Keras.
 * The TPUStrategy engine: `tpu.py` (XLA SPMD annotations on Cloud TPUs).
 * `auto_parallel.py`: the TPUStrategy engine on a TPU, else a DTensor mesh.
+* `processes.py`: `initialize`, one mesh over several processes (DTensor's
+  multi-client mode).
 * `api.py`: what tf_mp layers call to shard themselves on either engine.
 * `keras_compat.py`: the Keras and keras-hub internals that are not about DTensor.
 """
@@ -16,5 +18,8 @@ from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.mesh import Mesh
 from tf_mp.parallel.model_parallel import ModelParallel
 from tf_mp.parallel.model_parallel import gather
+from tf_mp.parallel.processes import initialize
+from tf_mp.parallel.processes import num_processes
+from tf_mp.parallel.processes import process_id
 from tf_mp.parallel.shard_report import ShardReport
 from tf_mp.parallel.shard_report import shard_report

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tf_mp.parallel.dtensor import processes
+
 _PREFERENCE = ("TPU", "GPU", "CPU")
 
 
@@ -26,6 +28,13 @@ def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
     tf_mp.configure_virtual_devices(8)  # 8 logical CPUs for a 2x4 mesh
     ```
     """
+    split_device(n, device_type, memory_limit)
+    return tf.config.list_logical_devices(device_type)
+
+
+def split_device(n, device_type="CPU", memory_limit=None):
+    """`configure_virtual_devices` without listing the devices afterwards, which
+    would initialise TensorFlow (`tf_mp.initialize` must run before that)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"`n` must be an int. Received: n={n!r}")
     if n < 1:
@@ -46,14 +55,14 @@ def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
         raise RuntimeError(f"TensorFlow sees no physical {device_type} device.")
     current = tf.config.get_logical_device_configuration(physical[0]) or []
     if len(current) == n:
-        return tf.config.list_logical_devices(device_type)
+        return
     config = tf.config.LogicalDeviceConfiguration(memory_limit=memory_limit)
     try:
         tf.config.set_logical_device_configuration(physical[0], [config] * n)
     except RuntimeError as error:
         existing = len(tf.config.list_logical_devices(device_type))
         if existing == n:
-            return tf.config.list_logical_devices(device_type)
+            return
         raise RuntimeError(
             f"TensorFlow has already initialised {existing} logical {device_type} "
             f"device(s), so they cannot be split into n={n} any more. Call "
@@ -61,7 +70,6 @@ def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
             "TensorFlow op (at the top of your script, or in a pytest conftest), "
             "or restart the Python process."
         ) from error
-    return tf.config.list_logical_devices(device_type)
 
 
 def default_device_type():
@@ -72,12 +80,20 @@ def default_device_type():
     return "CPU"
 
 
-def list_devices(device_type=None):
-    """Full names of the logical devices of `device_type` (default: preferred)."""
+def list_devices(device_type=None, local=False):
+    """Full names of the logical devices of `device_type` (default: preferred).
+
+    After `tf_mp.initialize` joined several processes, TensorFlow lists the
+    devices of all of them; `local=True` keeps this process's own.
+    """
     device_type = (device_type or default_device_type()).upper()
     if device_type not in _PREFERENCE:
         raise ValueError(
             "`device_type` must be one of 'TPU', 'GPU', 'CPU'. "
             f"Received: device_type={device_type!r}"
         )
-    return [d.name for d in tf.config.list_logical_devices(device_type)]
+    names = [d.name for d in tf.config.list_logical_devices(device_type)]
+    if local:
+        task = processes.process_id()
+        names = [n for n in names if tf.DeviceSpec.from_string(n).task in (None, task)]
+    return names

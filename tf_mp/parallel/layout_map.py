@@ -5,7 +5,6 @@ import re
 
 from tf_mp.parallel.mesh import as_mesh
 
-
 OUTPUT_SUFFIX = "/output"
 
 

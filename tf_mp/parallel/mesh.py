@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_mp.parallel import devices as devices_lib
 from tf_mp.parallel import dtensor as _engine
+from tf_mp.parallel import processes as _processes
 
 
 class Mesh:
@@ -14,9 +15,14 @@ class Mesh:
     Args:
         shape: dict `{axis_name: size}` or a sequence of `(axis_name, size)`
             pairs, in mesh order. E.g. `{"batch": 2, "model": 4}`.
-        devices: optional list of device names (`"CPU:0"` or full TensorFlow
-            names). Its length must equal the product of the shape. Defaults to
-            the first `prod(shape)` logical devices of `device_type`.
+        devices: optional list of devices: names (`"CPU:0"`, full TensorFlow
+            names, `keras.distribution.list_devices()` entries) or
+            `tf.config.LogicalDevice` / `PhysicalDevice` objects. Its length
+            must equal the product of the shape. Defaults to the first
+            `prod(shape)` logical devices of `device_type`. After
+            `tf_mp.initialize` joined several processes, the mesh spans the
+            same number of devices in each, and `devices` names this
+            process's own.
         device_type: optional `"TPU"`, `"GPU"` or `"CPU"`. Defaults to the
             first of those that is present.
 
@@ -57,34 +63,63 @@ class Mesh:
         self._sizes = tuple(size for _, size in pairs)
         self._size = math.prod(self._sizes)
 
+        processes = _processes.num_processes()
+        if self._size % processes:
+            raise ValueError(
+                f"A mesh spans the devices of all {processes} processes, the same "
+                f"number from each, so its size must be a multiple of {processes}. "
+                f"Received: shape={self.shape} ({self._size} devices)"
+            )
+        local_size = self._size // processes
         if devices is None:
             self._device_type = (
                 device_type or devices_lib.default_device_type()
             ).upper()
-            available = devices_lib.list_devices(self._device_type)
-            if len(available) < self._size:
+            available = devices_lib.list_devices(self._device_type, local=True)
+            if len(available) < local_size:
+                where = (
+                    f" in each of the {processes} processes" if processes > 1 else ""
+                )
                 raise ValueError(
-                    f"A mesh of shape {self.shape} needs {self._size} devices, but "
-                    f"only {len(available)} {self._device_type} device(s) are "
+                    f"A mesh of shape {self.shape} needs {local_size} devices{where}, "
+                    f"but only {len(available)} {self._device_type} device(s) are "
                     "available. Split a device with "
-                    f"`tf_mp.configure_virtual_devices({self._size})` before "
+                    f"`tf_mp.configure_virtual_devices({local_size})` before "
                     "TensorFlow starts, or use a smaller mesh."
                 )
-            devices = available[: self._size]
+            specs = [_device_spec(d) for d in available[:local_size]]
         else:
             specs = [_device_spec(d) for d in devices]
-            devices = [f"{s.device_type}:{s.device_index}" for s in specs]
-            if len(devices) != self._size:
+            if len(specs) != local_size:
+                whose = (
+                    f" divided by the {processes} processes (`devices` names this "
+                    "process's own)"
+                    if processes > 1
+                    else ""
+                )
                 raise ValueError(
-                    f"The product of the mesh shape ({self._size} for {self.shape}) "
-                    f"must equal the number of devices. Received: {len(devices)} "
-                    f"devices {devices}"
+                    f"The product of the mesh shape ({self._size} for {self.shape})"
+                    f"{whose} must equal the number of devices. Received: "
+                    f"{len(specs)} devices {[str(s) for s in specs]}"
                 )
             self._device_type = (device_type or specs[0].device_type).upper()
-        self._devices = tuple(devices)
-        self._dtensor_mesh = _engine.create_mesh(
-            self._axis_names, self._sizes, self._devices, self._device_type
-        )
+        local = [f"{s.device_type}:{s.device_index}" for s in specs]
+        if processes > 1:
+            self._dtensor_mesh = _engine.create_global_mesh(
+                self._axis_names, self._sizes, local, self._device_type
+            )
+            self._local_devices = tuple(self._dtensor_mesh.local_devices())
+            self._devices = tuple(
+                tf.DeviceSpec.from_string(name).replace(task=task).to_string()
+                for task in range(processes)
+                for name in self._local_devices
+            )
+        else:
+            self._devices = self._local_devices = tuple(local)
+            self._dtensor_mesh = _engine.create_mesh(
+                self._axis_names, self._sizes, self._devices, self._device_type
+            )
+        self._num_processes = processes
 
     @classmethod
     def from_keras(cls, device_mesh):
@@ -110,6 +145,16 @@ class Mesh:
     @property
     def devices(self):
         return self._devices
+
+    @property
+    def local_devices(self):
+        """This process's devices of the mesh (all of them in one process)."""
+        return self._local_devices
+
+    @property
+    def num_processes(self):
+        """How many processes the mesh spans (`tf_mp.initialize`)."""
+        return self._num_processes
 
     @property
     def device_type(self):
@@ -142,7 +187,20 @@ def as_mesh(mesh):
 
 
 def _device_spec(device):
-    spec = tf.DeviceSpec.from_string(str(device))
+    # `tf.config.LogicalDevice` / `PhysicalDevice` carry their name; Keras's
+    # `list_devices()` gives "cpu:0".
+    name = getattr(device, "name", device)
+    if not isinstance(name, str):
+        raise TypeError(
+            "Devices are names such as 'CPU:0' or `tf.config.LogicalDevice` "
+            f"objects. Received: {device!r} of type {type(device).__name__}"
+        )
+    if name.startswith("/physical_device:"):
+        name = name[len("/physical_device:") :]
+    try:
+        spec = tf.DeviceSpec.from_string(name)
+    except ValueError:
+        spec = tf.DeviceSpec()
     if spec.device_type is None or spec.device_index is None:
         raise ValueError(
             f"Device names look like 'CPU:0' or 'GPU:1'. Received: {device!r}"

@@ -1,12 +1,17 @@
-"""What every classifier tf_mp trains shares: compile arguments and accuracy."""
+"""What every classifier tf_mp trains shares: compile arguments and accuracy.
 
-import keras
+Keras is imported on first use: the `tf-mp` commands import this module, and
+must start (and check their arguments) without starting TensorFlow.
+"""
+
 import numpy as np
 
 
 def compile_arguments(optimizer, metric_name="accuracy"):
     """`compile` keywords for a classifier that outputs logits: sparse
     categorical cross-entropy and accuracy (logged as `metric_name`)."""
+    import keras
+
     return dict(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

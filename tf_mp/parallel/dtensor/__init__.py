@@ -51,6 +51,7 @@ One concern per module:
 * `state.py`: the current distribution (scope, step being traced, declared axes).
 * `patches.py`: the scoped Keras patches; `variable_scope`, `step_context`.
 * `collectives.py`: activation layouts inside a step (the layers' collectives).
+* `processes.py`: DTensor's multi-client mode (one mesh over several processes).
 * `steps.py`: models' `fit` / `evaluate` / `predict` step functions.
 * `batches.py`: batches split along the batch axis.
 * `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
@@ -94,6 +95,7 @@ from tf_mp.parallel.dtensor.patches import declare_axes  # noqa: E402
 from tf_mp.parallel.dtensor.patches import off_mesh  # noqa: E402
 from tf_mp.parallel.dtensor.patches import step_context  # noqa: E402
 from tf_mp.parallel.dtensor.patches import variable_scope  # noqa: E402
+from tf_mp.parallel.dtensor.processes import create_global_mesh  # noqa: E402
 from tf_mp.parallel.dtensor.steps import distribution_of  # noqa: E402
 from tf_mp.parallel.dtensor.steps import layer_distribution  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import place  # noqa: E402

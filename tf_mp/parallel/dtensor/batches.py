@@ -53,11 +53,8 @@ def distribute_stacked_batches(batches, distribution):
     Returns `None` when the batches cannot be stacked (different structures or
     shapes, values already on the mesh, scalars); place them one by one then.
     """
-    leaves = [tree.flatten(data) for data in batches]
-    if any(len(flat) != len(leaves[0]) for flat in leaves):
-        return None
-    for flat in leaves:
-        for x in flat:
+    for data in batches:
+        for x in tree.flatten(data):
             if x is None:
                 continue
             _check_dense(x)
@@ -65,7 +62,9 @@ def distribute_stacked_batches(batches, distribution):
                 return None
     try:
         stacked = tree.map_structure(
-            lambda *xs: None if xs[0] is None else np.stack([np.asarray(x) for x in xs]),
+            lambda *xs: (
+                None if xs[0] is None else np.stack([np.asarray(x) for x in xs])
+            ),
             *batches,
         )
     except (ValueError, TypeError):  # Different shapes or structures.

@@ -42,9 +42,7 @@ def attach_model(model, distribution):
     for kind in ("train", "test", "predict"):
         maker = functools.partial(_make_function, model, kind)
         object.__setattr__(model, f"make_{kind}_function", maker)
-    object.__setattr__(
-        model, "reset_metrics", functools.partial(_reset_metrics, model)
-    )
+    object.__setattr__(model, "reset_metrics", functools.partial(_reset_metrics, model))
 
 
 def distribution_of(model):
@@ -137,14 +135,14 @@ def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
     """Runs up to `steps_per_execution` steps, `MAX_UNROLLED_STEPS` per call."""
     outputs = None
     chunk = []
-    for _ in range(model.steps_per_execution):
+    for step in range(model.steps_per_execution):
         try:
             data = next(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
-            if outputs is None and not chunk:
+            if step == 0:
                 raise
             break
-        if outputs is None and not chunk:
+        if step == 0:
             _build_compiled_state(model, distribution, data)
         chunk.append(data)
         if len(chunk) == MAX_UNROLLED_STEPS:
@@ -160,9 +158,7 @@ def _run_chunk(chunk, on_batches, on_stacked_batches, distribution):
         # One host-to-mesh transfer per input for the whole chunk.
         stacked = distribute_stacked_batches(chunk, distribution)
         if stacked is not None:
-            return _call_on_mesh(
-                on_stacked_batches, distribution, stacked, len(chunk)
-            )
+            return _call_on_mesh(on_stacked_batches, distribution, stacked, len(chunk))
     batches = [distribute_batch(data, distribution, pad=False)[0] for data in chunk]
     return _call_on_mesh(on_batches, distribution, batches)
 

@@ -1,0 +1,124 @@
+"""`tf_mp.initialize`: its checks in this process, and one mesh over two real
+processes on loopback (`tf-mp launch`)."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import tf_mp
+from tests.launching import launch
+from tf_mp.parallel import processes
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_script.py")
+TWO = "127.0.0.1:9870,127.0.0.1:9871"
+
+
+@pytest.fixture(autouse=True)
+def no_launch_environment(monkeypatch):
+    for name in (
+        processes.JOB_ADDRESSES,
+        processes.NUM_PROCESSES,
+        processes.PROCESS_ID,
+        processes.VIRTUAL_DEVICES,
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_alone_it_changes_nothing(virtual_devices):
+    tf_mp.initialize()
+    tf_mp.initialize(job_addresses="127.0.0.1:9870", num_processes=1, process_id=0)
+    assert tf_mp.parallel.num_processes() == 1
+    assert tf_mp.parallel.process_id() == 0
+    mesh = tf_mp.Mesh({"batch": 2})
+    assert mesh.num_processes == 1
+    assert mesh.local_devices == mesh.devices
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(job_addresses=TWO, num_processes=3, process_id=0), "has 2 address"),
+        (
+            dict(job_addresses="127.0.0.1:9870", num_processes=2, process_id=0),
+            "every process needs its own address",
+        ),
+        (dict(job_addresses=TWO, process_id=2), r"process_id=2"),
+        (dict(job_addresses=TWO, process_id=-1), r"process_id=-1"),
+        (dict(job_addresses=TWO), "process_id=None"),
+        (dict(num_processes=2, process_id=0), "job_addresses=None"),
+        (
+            dict(job_addresses="127.0.0.1,127.0.0.1:9871", process_id=0),
+            "bad item '127.0.0.1'",
+        ),
+        (
+            dict(job_addresses="127.0.0.1:9870,127.0.0.1:9870", process_id=0),
+            "lists an address twice",
+        ),
+        (dict(num_processes=0), "num_processes=0"),
+    ],
+)
+def test_bad_arguments_name_the_argument_and_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tf_mp.initialize(**kwargs)
+    assert tf_mp.parallel.num_processes() == 1
+
+
+def test_environment_variables_are_read_and_checked(monkeypatch):
+    monkeypatch.setenv(processes.JOB_ADDRESSES, TWO)
+    monkeypatch.setenv(processes.PROCESS_ID, "two")
+    with pytest.raises(ValueError, match="KERAS_DISTRIBUTION_PROCESS_ID='two'"):
+        tf_mp.initialize()
+    monkeypatch.setenv(processes.PROCESS_ID, "5")
+    with pytest.raises(ValueError, match=r"\[0, 2\).*process_id=5"):
+        tf_mp.initialize()
+
+
+def test_after_tensorflow_started_it_is_a_clear_error(virtual_devices):
+    # The test session has run TensorFlow ops: too late to join a cluster.
+    with pytest.raises(RuntimeError, match="before anything runs a TensorFlow op"):
+        tf_mp.initialize(job_addresses=TWO, num_processes=2, process_id=0)
+    assert tf_mp.parallel.num_processes() == 1
+    assert "DTENSOR_JOBS" not in os.environ
+
+
+def test_mesh_accepts_tensorflow_and_keras_devices(virtual_devices):
+    import keras
+    import tensorflow as tf
+
+    logical = tf.config.list_logical_devices("CPU")[:4]
+    from_objects = tf_mp.Mesh({"batch": 2, "model": 2}, devices=logical)
+    keras_names = keras.distribution.list_devices("cpu")[:4]
+    from_keras = tf_mp.Mesh({"batch": 2, "model": 2}, devices=keras_names)
+    assert from_objects == from_keras == tf_mp.Mesh({"batch": 2, "model": 2})
+    physical = tf.config.list_physical_devices("CPU")
+    assert tf_mp.Mesh({"batch": 1}, devices=physical).devices == ("CPU:0",)
+    with pytest.raises(TypeError, match="Received: 3 of type int"):
+        tf_mp.Mesh({"batch": 1}, devices=[3])
+
+
+def _json_lines(output):
+    found = {}
+    for line in output.splitlines():
+        prefix, _, rest = line.partition("] ")
+        if rest.startswith("{"):
+            found[int(prefix.lstrip("["))] = json.loads(rest)
+    return found
+
+
+def test_one_mesh_over_two_processes():
+    run = launch("--virtual-devices", "2", "--", sys.executable, SCRIPT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    seen = _json_lines(run.stdout)
+    assert sorted(seen) == [0, 1]
+    for index, report in seen.items():
+        assert report["process_id"] == index
+        assert report["num_processes"] == 2
+        assert [d.split("/task:")[1][0] for d in report["local_devices"]] == [
+            str(index)
+        ] * 2
+        assert report["devices"] == seen[0]["devices"]
+        # Rows of x live in different processes: the result needs both.
+        np.testing.assert_allclose(report["result"], report["expected"], rtol=1e-6)

@@ -1,0 +1,67 @@
+"""DTensor's multi-client mode: one mesh over the devices of several processes.
+
+Each process (a DTensor "client") runs a TensorFlow gRPC server on its own
+address from `job_addresses`; DTensor's coordination service, led by process 0,
+tells every process which devices the others have. TensorFlow's cluster gRPC
+server listens on all interfaces whatever host the address names, and it has
+no authentication: its ports belong on a private network.
+"""
+
+import os
+
+from tensorflow.experimental import dtensor
+
+JOB_NAME = "worker"
+
+# (job_addresses, process_id, device_type) once `start` has run.
+_started = None
+
+
+def start(job_addresses, process_id, device_type):
+    """Joins the cluster of `job_addresses` as `process_id` (before TensorFlow
+    initialises its devices)."""
+    global _started
+    os.environ.update(
+        DTENSOR_JOBS=",".join(job_addresses),
+        DTENSOR_CLIENT_ID=str(process_id),
+        DTENSOR_NUM_CLIENTS=str(len(job_addresses)),
+        DTENSOR_JOB_NAME=JOB_NAME,
+    )
+    try:
+        dtensor.initialize_accelerator_system(device_type)
+    except ValueError as error:
+        for name in ("DTENSOR_JOBS", "DTENSOR_CLIENT_ID", "DTENSOR_NUM_CLIENTS"):
+            os.environ.pop(name, None)
+        if "already been initialized" in str(error):
+            raise RuntimeError(
+                "TensorFlow has already initialised its devices in this process, "
+                "so it cannot join a cluster any more. Call `tf_mp.initialize()` "
+                "at the top of your script, before anything runs a TensorFlow op. "
+                f"(TensorFlow: {error})"
+            ) from None
+        raise
+    _started = (tuple(job_addresses), process_id, device_type)
+
+
+def started():
+    """`(job_addresses, process_id, device_type)` after `start`, else `None`."""
+    return _started
+
+
+def num_processes():
+    return len(_started[0]) if _started else 1
+
+
+def process_id():
+    return _started[1] if _started else 0
+
+
+def create_global_mesh(axis_names, sizes, local_device_names, device_type):
+    """A mesh over `local_device_names` of every process (the same count in
+    each), laid out in process order: process p holds the p-th block of the
+    flattened mesh."""
+    return dtensor.create_distributed_mesh(
+        list(zip(axis_names, sizes)),
+        local_devices=list(local_device_names),
+        device_type=device_type,
+    )
