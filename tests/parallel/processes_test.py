@@ -1,6 +1,7 @@
 """`tf_mp.initialize`: its checks in this process, and one mesh over two real
 processes on loopback (`tf-mp launch`)."""
 
+import functools
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ import pytest
 
 import tf_mp
 from tests.launching import launch
+from tests.parallel import equivalence
 from tf_mp.parallel import processes
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_script.py")
@@ -122,3 +124,36 @@ def test_one_mesh_over_two_processes():
         assert report["devices"] == seen[0]["devices"]
         # Rows of x live in different processes: the result needs both.
         np.testing.assert_allclose(report["result"], report["expected"], rtol=1e-6)
+
+
+FIT_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_fit_script.py")
+
+
+@functools.cache
+def _single_device_run():
+    return equivalence.run("bert", "adam")
+
+
+@pytest.mark.parametrize(
+    "mesh_shape",
+    [(2, 2), (1, 4), (4, 1)],
+    ids=["2x2-batch-across-processes", "1x4-model-across-processes", "4x1"],
+)
+def test_fit_on_two_processes_matches_one_device(virtual_devices, mesh_shape):
+    run = launch(
+        "--virtual-devices",
+        "2",
+        "--",
+        sys.executable,
+        FIT_SCRIPT,
+        *map(str, mesh_shape),
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    seen = _json_lines(run.stdout)
+    assert sorted(seen) == [0, 1]
+    expected = _single_device_run()
+    assert expected["history"]["loss"][1] != expected["history"]["loss"][0]
+    for report in seen.values():
+        # Forward, gradients, the fit history and the final weights, in each
+        # process; `predict` returns the whole batch everywhere.
+        equivalence.assert_same_run(report, expected)

@@ -47,6 +47,11 @@ def to_host(value):
     if not is_on_mesh(value):
         return value
     layout = dtensor.fetch_layout(value)
+    if not layout.is_fully_replicated() and _spans_processes(layout.mesh):
+        # This process holds only its own shards: gather the rest (every
+        # process of the mesh runs the same program, so all make this call).
+        layout = dtensor.Layout.replicated(layout.mesh, layout.rank)
+        value = dtensor.relayout(value, layout)
     shards = dtensor.unpack(value)
     if layout.is_fully_replicated():
         return tf.identity(shards[0])
@@ -55,6 +60,10 @@ def to_host(value):
     for index, shard in zip(shard_indices(layout, global_shape), shards):
         out[index] = shard.numpy()
     return tf.convert_to_tensor(out)
+
+
+def _spans_processes(mesh):
+    return len(mesh.local_device_ids()) < mesh.size
 
 
 def replica_values(variables):
