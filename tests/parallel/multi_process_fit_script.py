@@ -1,7 +1,8 @@
 """Run by `processes_test.py` under `tf-mp launch`: the equivalence run of a tiny
 BERT classifier on a mesh over all processes. Prints one JSON line.
 
-Usage: multi_process_fit_script.py BATCH MODEL
+Usage: multi_process_fit_script.py BATCH MODEL [WEIGHTS_PATH]; with a path, the
+trained model's weights are saved there (every process calls `save_weights`).
 """
 
 import json
@@ -18,6 +19,9 @@ from tests.parallel import equivalence  # noqa: E402 (after initialize)
 batch, model = (int(n) for n in sys.argv[1:3])
 mesh = tf_mp.Mesh({"batch": batch, "model": model})
 result = equivalence.run("bert", "adam", mesh)
+trained = result["model"].predict(result["x"], verbose=0)
+if len(sys.argv) > 3:
+    result["model"].save_weights(sys.argv[3])
 
 
 def lists(values):
@@ -34,6 +38,7 @@ print(
                 k: [float(v) for v in vs] for k, vs in result["history"].items()
             },
             "weights": lists(result["weights"]),
+            "trained_predictions": trained.tolist(),
         }
     ),
     flush=True,

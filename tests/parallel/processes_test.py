@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tf_mp
+from tests import tiny_models
 from tests.launching import launch
 from tests.parallel import equivalence
 from tf_mp.parallel import processes
@@ -139,7 +140,10 @@ def _single_device_run():
     [(2, 2), (1, 4), (4, 1)],
     ids=["2x2-batch-across-processes", "1x4-model-across-processes", "4x1"],
 )
-def test_fit_on_two_processes_matches_one_device(virtual_devices, mesh_shape):
+def test_fit_on_two_processes_matches_one_device(
+    virtual_devices, make_mesh, tmp_path, mesh_shape
+):
+    weights = tmp_path / "trained.weights.h5"
     run = launch(
         "--virtual-devices",
         "2",
@@ -147,6 +151,7 @@ def test_fit_on_two_processes_matches_one_device(virtual_devices, mesh_shape):
         sys.executable,
         FIT_SCRIPT,
         *map(str, mesh_shape),
+        str(weights),
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     seen = _json_lines(run.stdout)
@@ -157,3 +162,21 @@ def test_fit_on_two_processes_matches_one_device(virtual_devices, mesh_shape):
         # Forward, gradients, the fit history and the final weights, in each
         # process; `predict` returns the whole batch everywhere.
         equivalence.assert_same_run(report, expected)
+
+    # One complete file, no temporary left beside it; it loads on one device
+    # and on a single-process mesh of another shape.
+    assert os.listdir(tmp_path) == [weights.name]
+    trained = seen[0]["trained_predictions"]
+    fresh = tiny_models.bert_classifier()
+    fresh.load_weights(weights)
+    x = expected["x"]
+    np.testing.assert_allclose(
+        fresh.predict(x, verbose=0), trained, rtol=1e-5, atol=1e-6
+    )
+    mesh = make_mesh((1, 2))
+    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+        sharded = tiny_models.bert_classifier()
+    sharded.load_weights(weights)
+    np.testing.assert_allclose(
+        sharded.predict(x, verbose=0), trained, rtol=1e-5, atol=1e-6
+    )

@@ -124,3 +124,31 @@ def test_keras_file_keeps_optimizer_state_and_training_continues(make_mesh, tmp_
         np.testing.assert_allclose(
             history.history["loss"], expected.history["loss"], rtol=1e-5
         )
+
+
+class _FailsToSave(keras.layers.Layer):
+    """A layer whose saving fails halfway through the file (a user's bug)."""
+
+    def save_own_variables(self, store):
+        raise RuntimeError("this layer cannot be saved")
+
+
+@pytest.mark.parametrize("name", ["m.weights.h5", "m.keras"])
+def test_a_failed_save_leaves_the_previous_file_whole(make_mesh, tmp_path, name):
+    mesh = make_mesh((1, 2))
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
+    save = model.save_weights if name.endswith(".weights.h5") else model.save
+    path = tmp_path / name
+    save(path)
+    complete = path.read_bytes()
+    assert len(complete) > 1000
+
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        failing = keras.Sequential([tiny_models.mlp(), _FailsToSave()])
+    failing.build((None, 8))
+    save = failing.save_weights if name.endswith(".weights.h5") else failing.save
+    with pytest.raises(RuntimeError, match="cannot be saved"):
+        save(path)
+    assert path.read_bytes() == complete
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # No temporary left.

@@ -53,6 +53,7 @@ One concern per module:
 * `collectives.py`: activation layouts inside a step (the layers' collectives).
 * `processes.py`: DTensor's multi-client mode (one mesh over several processes).
 * `steps.py`: models' `fit` / `evaluate` / `predict` step functions.
+* `saving.py`: `save_weights` / `save` written atomically, by one process.
 * `batches.py`: batches split along the batch axis.
 * `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.

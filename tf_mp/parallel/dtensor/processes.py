@@ -9,6 +9,7 @@ no authentication: its ports belong on a private network.
 
 import os
 
+import tensorflow as tf
 from tensorflow.experimental import dtensor
 
 JOB_NAME = "worker"
@@ -65,3 +66,23 @@ def create_global_mesh(axis_names, sizes, local_device_names, device_type):
         local_devices=list(local_device_names),
         device_type=device_type,
     )
+
+
+def spans_processes(mesh):
+    """Whether a `dtensor.Mesh` has devices in other processes too."""
+    return len(mesh.local_device_ids()) < mesh.size
+
+
+def barrier(mesh):
+    """Returns once every process of `mesh` got here (an all-gather over the
+    mesh, which each process joins); at once if the mesh is all local."""
+    if not spans_processes(mesh):
+        return
+    shape = [mesh.dim_size(name) for name in mesh.dim_names]
+    one_per_device = dtensor.call_with_layout(
+        tf.ones, dtensor.Layout(list(mesh.dim_names), mesh), shape
+    )
+    gathered = dtensor.relayout(
+        one_per_device, dtensor.Layout.replicated(mesh, len(shape))
+    )
+    dtensor.unpack(gathered)[0].numpy()

@@ -25,6 +25,7 @@ from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
+from tf_mp.parallel.dtensor import saving
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
@@ -43,6 +44,7 @@ def attach_model(model, distribution):
         maker = functools.partial(_make_function, model, kind)
         object.__setattr__(model, f"make_{kind}_function", maker)
     object.__setattr__(model, "reset_metrics", functools.partial(_reset_metrics, model))
+    saving.attach_saving(model, distribution)
 
 
 def distribution_of(model):

@@ -8,6 +8,7 @@ from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.layouts import shard_indices
 from tf_mp.parallel.dtensor.layouts import variable_layout
+from tf_mp.parallel.dtensor.processes import spans_processes
 
 
 def is_on_mesh(value):
@@ -47,7 +48,7 @@ def to_host(value):
     if not is_on_mesh(value):
         return value
     layout = dtensor.fetch_layout(value)
-    if not layout.is_fully_replicated() and _spans_processes(layout.mesh):
+    if not layout.is_fully_replicated() and spans_processes(layout.mesh):
         # This process holds only its own shards: gather the rest (every
         # process of the mesh runs the same program, so all make this call).
         layout = dtensor.Layout.replicated(layout.mesh, layout.rank)
@@ -60,10 +61,6 @@ def to_host(value):
     for index, shard in zip(shard_indices(layout, global_shape), shards):
         out[index] = shard.numpy()
     return tf.convert_to_tensor(out)
-
-
-def _spans_processes(mesh):
-    return len(mesh.local_device_ids()) < mesh.size
 
 
 def replica_values(variables):
