@@ -4,15 +4,20 @@ processes on loopback (`tf-mp launch`)."""
 import functools
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import tf_mp
+from tests import launching
 from tests import tiny_models
 from tests.launching import launch
 from tests.parallel import equivalence
+from tf_mp.cli.launch import free_ports
 from tf_mp.parallel import processes
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_script.py")
@@ -180,3 +185,38 @@ def test_fit_on_two_processes_matches_one_device(
     np.testing.assert_allclose(
         sharded.predict(x, verbose=0), trained, rtol=1e-5, atol=1e-6
     )
+
+
+KILL_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_kill_script.py")
+
+
+def test_a_killed_process_stops_the_survivor_with_a_clear_error():
+    addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
+    workers = [
+        subprocess.Popen(
+            [sys.executable, KILL_SCRIPT],
+            env={
+                **os.environ,
+                "PYTHONPATH": launching.REPO,
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                processes.JOB_ADDRESSES: addresses,
+                processes.PROCESS_ID: str(index),
+                processes.VIRTUAL_DEVICES: "2",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    try:
+        assert workers[1].wait(timeout=240) == -signal.SIGKILL
+        killed_at = time.monotonic()
+        _, errors = workers[0].communicate(timeout=90)
+        assert time.monotonic() - killed_at < 60
+        assert workers[0].returncode != 0
+        assert "Lost contact with process 1 of the mesh" in errors, errors[-3000:]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()

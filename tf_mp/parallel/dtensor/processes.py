@@ -7,7 +7,9 @@ server listens on all interfaces whatever host the address names, and it has
 no authentication: its ports belong on a private network.
 """
 
+import contextlib
 import os
+import re
 
 import tensorflow as tf
 from tensorflow.experimental import dtensor
@@ -86,3 +88,31 @@ def barrier(mesh):
         one_per_device, dtensor.Layout.replicated(mesh, len(shape))
     )
     dtensor.unpack(gathered)[0].numpy()
+
+
+@contextlib.contextmanager
+def reporting_lost_processes():
+    """Turns TensorFlow's error for a collective whose peer vanished into one
+    that names the lost process (TensorFlow names only its task)."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if _started is None:
+            raise
+        tasks = sorted(
+            {
+                int(t)
+                for t in re.findall(
+                    rf"/job:{JOB_NAME}/replica:0/task:(\d+)", str(error)
+                )
+            }
+            - {process_id()}
+        )
+        who = f"process {', '.join(map(str, tasks))}" if tasks else "another process"
+        raise RuntimeError(
+            f"Lost contact with {who} of the mesh "
+            f"({num_processes()} processes, this is process {process_id()}): it "
+            "stopped or its host is unreachable, so the steps that need it cannot "
+            "finish. Restart all processes (from the last checkpoint). "
+            f"TensorFlow: {str(error).splitlines()[0]}"
+        ) from error

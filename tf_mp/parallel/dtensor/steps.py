@@ -25,6 +25,7 @@ from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
+from tf_mp.parallel.dtensor import processes
 from tf_mp.parallel.dtensor import saving
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
@@ -122,6 +123,8 @@ def _make_function(model, kind, force=False):
             _traced(steps_on_stacked_batches),
             distribution,
         )
+    # A process of the mesh that vanished is named in the error.
+    function = processes.reporting_lost_processes()(function)
     setattr(model, attribute, function)
     return function
 
