@@ -37,8 +37,13 @@ def gradients(model, x, y, distribution=None):
     return [np.asarray(tf_mp.gather(g)) for g in grads]
 
 
-def run(model_name, optimizer_name, mesh=None, epochs=2):
-    """Forward output, gradients, `fit` history and final weights of one setup."""
+def run(model_name, optimizer_name, mesh=None, epochs=2, per_process_dataset=False):
+    """Forward output, gradients, `fit` history and final weights of one setup.
+
+    With `per_process_dataset`, `fit` and `predict` read a `tf.data` pipeline of
+    the same batches through `distribution.distribute_dataset` (each process
+    of a multi-process mesh reads only its rows).
+    """
     build, layout_map, data = tiny_models.MODELS[model_name]
     x, y = data()
     distribution = None
@@ -48,7 +53,17 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
         distribution = tf_mp.ModelParallel(mesh, layout_map(mesh))
         with distribution.scope():
             model = build()
-    predictions = model.predict(x, batch_size=tiny_models.BATCH_SIZE, verbose=0)
+    fit_inputs = dict(x=x, y=y, batch_size=tiny_models.BATCH_SIZE)
+    predict_inputs = dict(x=x, batch_size=tiny_models.BATCH_SIZE)
+    if per_process_dataset:
+        batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(
+            tiny_models.BATCH_SIZE, drop_remainder=True
+        )
+        fit_inputs = dict(x=distribution.distribute_dataset(batched))
+        predict_inputs = dict(
+            x=distribution.distribute_dataset(batched.map(lambda x, y: x))
+        )
+    predictions = model.predict(**predict_inputs, verbose=0)
     grads = gradients(model, x, y, distribution)
     model.compile(
         optimizer=tiny_models.OPTIMIZERS[optimizer_name](),
@@ -61,9 +76,7 @@ def run(model_name, optimizer_name, mesh=None, epochs=2):
             ),
         ],
     )
-    history = model.fit(
-        x, y, batch_size=tiny_models.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
-    )
+    history = model.fit(**fit_inputs, epochs=epochs, shuffle=False, verbose=0)
     return {
         "model": model,
         "x": x,

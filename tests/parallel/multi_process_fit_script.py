@@ -1,11 +1,15 @@
 """Run by `processes_test.py` under `tf-mp launch`: the equivalence run of a tiny
-BERT classifier on a mesh over all processes. Prints one JSON line.
+BERT classifier on meshes over all processes. Prints one JSON line per case.
 
-Usage: multi_process_fit_script.py BATCH MODEL [WEIGHTS_PATH]; with a path, the
-trained model's weights are saved there (every process calls `save_weights`).
+Usage: multi_process_fit_script.py CASES DIRECTORY. CASES is comma-separated
+`BATCHxMODEL:INPUTS`, INPUTS `global` (every process passes the whole batches)
+or `per-process` (a dataset through `distribute_dataset`), e.g.
+`2x2:global,4x1:per-process`. Each case's trained weights are saved (every
+process calls `save_weights`) to DIRECTORY/CASE.weights.h5.
 """
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -14,32 +18,43 @@ import tf_mp
 
 tf_mp.initialize()
 
-from tests.parallel import equivalence  # noqa: E402 (after initialize)
+import tensorflow as tf  # noqa: E402 (after initialize)
 
-batch, model = (int(n) for n in sys.argv[1:3])
-mesh = tf_mp.Mesh({"batch": batch, "model": model})
-result = equivalence.run("bert", "adam", mesh)
-trained = result["model"].predict(result["x"], verbose=0)
-if len(sys.argv) > 3:
-    result["model"].save_weights(sys.argv[3])
+from tests import tiny_models  # noqa: E402
+from tests.parallel import equivalence  # noqa: E402
 
 
 def lists(values):
     return [np.asarray(v).tolist() for v in values]
 
 
-print(
-    json.dumps(
-        {
-            "process_id": tf_mp.parallel.process_id(),
-            "predictions": np.asarray(result["predictions"]).tolist(),
-            "gradients": lists(result["gradients"]),
-            "history": {
-                k: [float(v) for v in vs] for k, vs in result["history"].items()
-            },
-            "weights": lists(result["weights"]),
-            "trained_predictions": trained.tolist(),
-        }
-    ),
-    flush=True,
-)
+def run_case(case, directory):
+    shape, inputs = case.split(":")
+    batch, model = (int(n) for n in shape.split("x"))
+    mesh = tf_mp.Mesh({"batch": batch, "model": model})
+    result = equivalence.run(
+        "bert", "adam", mesh, per_process_dataset=inputs == "per-process"
+    )
+    trained = result["model"].predict(result["x"], verbose=0)
+    result["model"].save_weights(os.path.join(directory, f"{case}.weights.h5"))
+    # How many rows of each 16-row batch this process reads from a distributed
+    # dataset.
+    x, _ = tiny_models.bert_data()
+    batches = tf.data.Dataset.from_tensor_slices(x["token_ids"]).batch(
+        16, drop_remainder=True
+    )
+    local = tf_mp.ModelParallel(mesh).distribute_dataset(batches)
+    return {
+        "case": case,
+        "process_id": tf_mp.parallel.process_id(),
+        "predictions": np.asarray(result["predictions"]).tolist(),
+        "gradients": lists(result["gradients"]),
+        "history": {k: [float(v) for v in vs] for k, vs in result["history"].items()},
+        "weights": lists(result["weights"]),
+        "trained_predictions": trained.tolist(),
+        "rows_read": int(next(iter(local)).shape[0]),
+    }
+
+
+for case in sys.argv[1].split(","):
+    print(json.dumps(run_case(case, sys.argv[2])), flush=True)

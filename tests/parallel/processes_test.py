@@ -135,43 +135,66 @@ def test_one_mesh_over_two_processes():
 FIT_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_fit_script.py")
 
 
+CASES = {
+    "2x2:global": "the batch axis across the processes",
+    "2x2:per-process": "each process reads its rows (distribute_dataset)",
+    "1x4:global": "the model axis across the processes",
+    "4x1:per-process": "each process reads the rows of its 2 devices",
+}
+
+
 @functools.cache
 def _single_device_run():
     return equivalence.run("bert", "adam")
 
 
-@pytest.mark.parametrize(
-    "mesh_shape",
-    [(2, 2), (1, 4), (4, 1)],
-    ids=["2x2-batch-across-processes", "1x4-model-across-processes", "4x1"],
-)
-def test_fit_on_two_processes_matches_one_device(
-    virtual_devices, make_mesh, tmp_path, mesh_shape
-):
-    weights = tmp_path / "trained.weights.h5"
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory):
+    """The cases, run once by 2 processes of 2 virtual CPUs each (one launch:
+    each launch pays TensorFlow's start-up in both processes)."""
+    directory = tmp_path_factory.mktemp("two_processes")
     run = launch(
         "--virtual-devices",
         "2",
         "--",
         sys.executable,
         FIT_SCRIPT,
-        *map(str, mesh_shape),
-        str(weights),
+        ",".join(CASES),
+        str(directory),
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    seen = _json_lines(run.stdout)
-    assert sorted(seen) == [0, 1]
+    reports = {}
+    for line in run.stdout.splitlines():
+        prefix, _, rest = line.partition("] ")
+        if rest.startswith("{"):
+            report = json.loads(rest)
+            reports[report["case"], int(prefix.lstrip("["))] = report
+    return reports, directory
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fit_on_two_processes_matches_one_device(
+    virtual_devices, make_mesh, two_process_runs, case
+):
+    reports, directory = two_process_runs
     expected = _single_device_run()
     assert expected["history"]["loss"][1] != expected["history"]["loss"][0]
-    for report in seen.values():
+    batch = int(case.split("x")[0])
+    # A process reads the rows of the batch coordinates its devices hold.
+    rows = 16 * max(1, batch // 2) // batch
+    for process in (0, 1):
+        report = reports[case, process]
         # Forward, gradients, the fit history and the final weights, in each
         # process; `predict` returns the whole batch everywhere.
         equivalence.assert_same_run(report, expected)
+        assert report["rows_read"] == rows
 
     # One complete file, no temporary left beside it; it loads on one device
     # and on a single-process mesh of another shape.
-    assert os.listdir(tmp_path) == [weights.name]
-    trained = seen[0]["trained_predictions"]
+    weights = directory / f"{case}.weights.h5"
+    assert not [p for p in os.listdir(directory) if p.startswith(".tmp")]
+    trained = reports[case, 0]["trained_predictions"]
     fresh = tiny_models.bert_classifier()
     fresh.load_weights(weights)
     x = expected["x"]

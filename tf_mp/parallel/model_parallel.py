@@ -90,6 +90,19 @@ class ModelParallel:
         """
         return _engine.distribute_batch(data, self, pad=False)[0]
 
+    def distribute_dataset(self, dataset):
+        """This process's share of every batch of `dataset`, as Keras's
+        `Distribution.distribute_dataset`.
+
+        On a mesh over several processes (`tf_mp.initialize`), pass each
+        process the same pipeline of global batches (batched with
+        `drop_remainder=True`); each then reads only the rows its devices
+        hold, for data too large to read everywhere. Pass the result straight
+        to `fit` / `evaluate` / `predict`; `predict` returns the whole global
+        batch in every process. In one process it returns `dataset` unchanged.
+        """
+        return _engine.distribute_dataset(dataset, self)
+
     def __repr__(self):
         return (
             f"ModelParallel({self._mesh!r}, layout_map with {len(self._layout_map)} "

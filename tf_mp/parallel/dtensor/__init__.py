@@ -55,6 +55,7 @@ One concern per module:
 * `steps.py`: models' `fit` / `evaluate` / `predict` step functions.
 * `saving.py`: `save_weights` / `save` written atomically, by one process.
 * `batches.py`: batches split along the batch axis.
+* `datasets.py`: datasets read per process (`distribute_dataset`).
 * `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.
 
@@ -63,19 +64,25 @@ Only `tf_mp/parallel` imports this package; layers reach it through
 functional, unscale a loss, keras-hub's BERT block class) live in
 `tf_mp.parallel.keras_compat`.
 
+Models on a mesh get per-instance `fit` / `evaluate` / `predict` (which note
+whether `x` is a per-process dataset) and `save` / `save_weights` (atomic, one
+writer), wrapping Keras's public methods.
+
 Keras internals used here (check them on a Keras upgrade): `Variable._initialize`,
 `Variable._value`, `Variable._layout`, `Variable._dtype`, `TensorFlowTrainer.__init__`,
 `Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`,
 `Layer.__call__`, `Layer.call` and `Layer._flatten_layers`,
-`BaseOptimizer.apply`, the TensorFlow backend's `core.cond`, `keras.src.random.seed_generator.global_seed_generator`, the
-TensorFlow backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
-`_get_concrete_noise_shape`), the
-`_keras_mask` tensor attribute (`keras.src.backend.common.masking`), and, in
-`keras_compat`, `keras.src.models.functional.Functional`,
+`BaseOptimizer.apply`, the TensorFlow backend's `core.cond`,
+`keras.src.random.seed_generator.global_seed_generator`, the TensorFlow
+backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
+`_get_concrete_noise_shape`), the `_keras_mask` tensor attribute
+(`keras.src.backend.common.masking`), and, in `keras_compat`,
+`keras.src.models.functional.Functional`,
 `keras.src.losses.loss.unscale_loss_for_distribution` and keras-hub's
 `bert_backbone.TransformerEncoder`. TensorFlow internals: DTensor's
 `DVariable._read_variable_op` (overridden), `resource_variable_ops.variable_accessed`
-and `eager.record.record_operation` (a pending value read as the variable).
+and `eager.record.record_operation` (a pending value read as the variable),
+`tf.data.experimental.ops.distribute.compute_batch_size` (as Keras uses it).
 """
 
 from tf_mp.parallel.dtensor import flags
@@ -87,6 +94,7 @@ from tf_mp.parallel.dtensor import state  # noqa: E402
 from tf_mp.parallel.dtensor.batches import distribute_batch  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import gradient_sum_point  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import relayout  # noqa: E402
+from tf_mp.parallel.dtensor.datasets import distribute_dataset  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import create_mesh  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import layout_axes  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import make_layout  # noqa: E402

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src import tree
 
+from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.layouts import replicated_layout
 from tf_mp.parallel.dtensor.transfer import is_on_mesh
@@ -22,6 +23,10 @@ def distribute_batch(data, distribution, pad=False):
     leaves = [x for x in tree.flatten(data) if x is not None]
     sizes = {int(np.shape(x)[0]) for x in leaves if np.ndim(x) > 0}
     size = min(sizes) if sizes else 0
+    rows = _rows_of_this_process(size)
+    if rows is not None:
+        pad = False  # Batches of distributed datasets are all full.
+        size = rows[1]
     padded = size
     if size % parts:
         if not pad:
@@ -37,11 +42,11 @@ def distribute_batch(data, distribution, pad=False):
         x = np.asarray(x)
         if x.ndim == 0:
             return place(x, replicated_layout(mesh, 0))
-        if padded != x.shape[0]:
+        if rows is None and padded != x.shape[0]:
             extra = np.repeat(x[-1:], padded - x.shape[0], axis=0)
             x = np.concatenate([x, extra], axis=0)
         axes = (axis if parts > 1 else None,) + (None,) * (x.ndim - 1)
-        return place(x, make_layout(mesh, axes))
+        return place(x, make_layout(mesh, axes), rows=rows)
 
     return tree.map_structure(shard, data), size
 
@@ -72,6 +77,9 @@ def distribute_stacked_batches(batches, distribution):
     mesh = distribution.mesh.dtensor_mesh
     axis, parts = _batch_axis(distribution)
     size = min(x.shape[1] for x in tree.flatten(stacked) if x is not None)
+    rows = _rows_of_this_process(size)
+    if rows is not None:
+        size = rows[1]
     if size % parts:
         _raise_not_divisible(axis, parts, size)
 
@@ -79,7 +87,7 @@ def distribute_stacked_batches(batches, distribution):
         if x is None:
             return None
         axes = (None, axis if parts > 1 else None) + (None,) * (x.ndim - 2)
-        return place(x, make_layout(mesh, axes))
+        return place(x, make_layout(mesh, axes), rows=rows, row_dim=1)
 
     return tree.map_structure(shard, stacked)
 
@@ -94,6 +102,22 @@ def unstack_batches(stacked, steps):
         tree.pack_sequence_as(stacked, [None if p is None else p[i] for p in parts])
         for i in range(steps)
     ]
+
+
+def _rows_of_this_process(size):
+    """`(first_row, global_rows)` when the batches being fed hold only this
+    process's rows of each global batch (a distributed dataset), else `None`."""
+    local = datasets.local_rows()
+    if local is None:
+        return None
+    first_row, rows, global_rows = local
+    if size != rows:
+        raise ValueError(
+            f"A batch of a dataset made by `distribute_dataset` has {size} rows, "
+            f"not this process's {rows} of {global_rows}: map or batch the "
+            "dataset before `distribute_dataset`, not after."
+        )
+    return first_row, global_rows
 
 
 def _batch_axis(distribution):

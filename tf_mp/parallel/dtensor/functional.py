@@ -86,9 +86,7 @@ class PendingWrites:
             self._values[key] = (variable, _select(pred, true_value, false_value))
         if true_out is None and false_out is None:
             return None
-        return tree.map_structure(
-            lambda a, b: _select(pred, a, b), true_out, false_out
-        )
+        return tree.map_structure(lambda a, b: _select(pred, a, b), true_out, false_out)
 
     def flush(self):
         """Writes every pending value to its variable (at the end of a step)."""

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
+from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
@@ -46,6 +47,18 @@ def attach_model(model, distribution):
         object.__setattr__(model, f"make_{kind}_function", maker)
     object.__setattr__(model, "reset_metrics", functools.partial(_reset_metrics, model))
     saving.attach_saving(model, distribution)
+    for name in ("fit", "evaluate", "predict"):
+        method = functools.partial(_reading_inputs, model, getattr(type(model), name))
+        functools.update_wrapper(method, getattr(type(model), name))
+        object.__setattr__(model, name, method)
+
+
+def _reading_inputs(model, keras_method, *args, **kwargs):
+    """Keras's `fit` / `evaluate` / `predict`, told whether `x` holds only this
+    process's rows of each batch (`datasets.distribute_dataset`)."""
+    x = args[0] if args else kwargs.get("x")
+    with datasets.reading(x):
+        return keras_method(model, *args, **kwargs)
 
 
 def distribution_of(model):

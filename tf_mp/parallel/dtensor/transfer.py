@@ -16,10 +16,13 @@ def is_on_mesh(value):
     return tf.is_tensor(value) and dtensor.is_dtensor(value)
 
 
-def place(value, layout):
+def place(value, layout, rows=None, row_dim=0):
     """Places a host value (or a DTensor with another layout) on `layout`.
 
     Host values are sliced on the host and each device receives only its shard.
+    With `rows=(first_row, global_rows)`, the host value holds only rows
+    `first_row...` of dimension `row_dim` of the global value: this process's
+    rows, when each process of the mesh reads its own (`datasets.py`).
     """
     if is_on_mesh(value):
         if dtensor.fetch_layout(value) == layout:
@@ -31,10 +34,18 @@ def place(value, layout):
             f"Cannot place a value of shape {array.shape} on a layout of rank "
             f"{layout.rank} ({layout_axes(layout)})."
         )
-    shards = [
-        tf.convert_to_tensor(array[index])
-        for index in shard_indices(layout, array.shape)
-    ]
+    shape = list(array.shape)
+    first_row = 0
+    if rows is not None:
+        first_row, shape[row_dim] = rows
+    shards = []
+    for index in shard_indices(layout, shape):
+        if first_row:
+            index = list(index)
+            held = index[row_dim]
+            index[row_dim] = slice(held.start - first_row, held.stop - first_row)
+            index = tuple(index)
+        shards.append(tf.convert_to_tensor(array[index]))
     return dtensor.pack(shards, layout)
 
 
