@@ -2,6 +2,7 @@
 other processes. The commands here are plain Python, no TensorFlow; a real
 two-process mesh runs in `tests/parallel/processes_test.py`."""
 
+import json
 import os
 import sys
 import time
@@ -115,3 +116,26 @@ def test_a_missing_program_is_one_line():
     run = launch("--", "/nonexistent/program")
     assert run.returncode == 2
     assert "cannot run '/nonexistent/program'" in run.stderr
+
+
+def test_tf_mp_train_on_two_processes(tmp_path):
+    run = launch(
+        "--virtual-devices", "2", "--",
+        sys.executable, "-m", "tf_mp", "train", "--preset", "tiny",
+        "--data", "tf_mp/sentiment", "--mesh", "batch=2,model=2", "--epochs", "1",
+        "--limit", "64", "--seq-len", "32", "--batch-size", "8",
+        "--output", str(tmp_path),
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    assert metrics["mesh"] == "batch=2,model=2"
+    # Both processes trained the same model on one mesh: the same epoch line.
+    epochs = [line[4:] for line in run.stdout.splitlines() if "val_loss" in line]
+    assert len(epochs) == 2
+    assert epochs[0].split(" - ")[3:] == epochs[1].split(" - ")[3:]  # Metrics.
+    # Process 0 wrote the outputs; the others' scratch copies are gone.
+    assert sorted(os.listdir(tmp_path)) == [
+        "history.json", "metrics.json", "model", "training_curves.png"
+    ]

@@ -1,8 +1,11 @@
 """Pieces the `tf-mp` commands share: devices and meshes, data, models, outputs."""
 
+import atexit
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 
 import tf_mp
 from tf_mp.utils import pairs
@@ -227,10 +230,18 @@ def save_classifier(model, preprocessor, directory):
 
 
 def output_dir(path):
+    """Creates the `--output` directory. On a mesh over several processes only
+    process 0 writes there; the others run the same steps (saving a model is a
+    collective) into a scratch directory that is removed at exit."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--output {path}: {error.strerror}") from None
+    process = tf_mp.parallel.process_id()
+    if process:
+        scratch = tempfile.mkdtemp(prefix=f"tf_mp_process{process}_")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        return scratch
     return path
 
 

@@ -3,6 +3,7 @@
 import os
 import time
 
+import tf_mp
 from tf_mp.cli import common
 from tf_mp.cli import plots
 from tf_mp.utils import classifiers
@@ -71,6 +72,7 @@ def run(args):
         "preset": args.preset,
         "data": args.data,
         "mesh": args.mesh,
+        "processes": tf_mp.parallel.num_processes(),
         "train_examples": len(train),
         "validation_examples": len(validation),
         "num_classes": train.num_classes,
