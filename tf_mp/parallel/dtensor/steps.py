@@ -136,8 +136,6 @@ def _make_function(model, kind, force=False):
             _traced(steps_on_stacked_batches),
             distribution,
         )
-    # A process of the mesh that vanished is named in the error.
-    function = processes.reporting_lost_processes()(function)
     setattr(model, attribute, function)
     return function
 
@@ -149,6 +147,8 @@ def _traced(function):
     )
 
 
+# A process of the mesh that vanished is named in the error.
+@processes.reporting_lost_processes()
 def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
     """Runs up to `steps_per_execution` steps, `MAX_UNROLLED_STEPS` per call."""
     outputs = None
@@ -233,6 +233,7 @@ def _reset_metrics(model):
     _call_on_mesh(function, model._tf_mp_distribution)
 
 
+@processes.reporting_lost_processes()
 def _run_predict(model, step, distribution, batches):
     results = []
     for data in batches:
