@@ -30,8 +30,9 @@ def _fit(model, steps_per_execution, epochs=2, samples=None, batch_size=BATCH):
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=steps_per_execution,
     )
-    x, y = tiny_models.bert_data()
-    x, y = {k: v[:samples] for k, v in x.items()}, y[:samples]
+    x, y = _data_for(model)
+    x = {k: v[:samples] for k, v in x.items()} if isinstance(x, dict) else x[:samples]
+    y = y[:samples]
     history = model.fit(
         x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0
     )
@@ -41,8 +42,17 @@ def _fit(model, steps_per_execution, epochs=2, samples=None, batch_size=BATCH):
     return history.history, evaluation, model.get_weights()
 
 
+def _data_for(model):
+    return tiny_models.mlp_data() if model.name == "mlp" else tiny_models.bert_data()
+
+
 def _on_mesh(build, mesh):
-    with tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh)).scope():
+    layout_map = (
+        tiny_models.mlp_layout_map
+        if build is tiny_models.mlp
+        else tf_mp.bert_layout_map
+    )
+    with tf_mp.ModelParallel(mesh, layout_map(mesh)).scope():
         return build()
 
 
@@ -51,22 +61,30 @@ def test_more_steps_per_execution_than_are_unrolled():
 
 
 @functools.cache
-def _keras_on_one_device(steps_per_execution):
-    return _fit(tiny_models.bert_classifier(), steps_per_execution)
+def _keras_on_one_device(build, steps_per_execution):
+    return _fit(build(), steps_per_execution)
 
 
 # Every mesh of issue 21; 10 steps per execution run as calls of 8 and 2
-# unrolled steps, 3 do not divide the epoch's 16 batches.
+# unrolled steps, 3 do not divide the epoch's 16 batches. DTensor compiles each
+# unrolled graph (8, 2 and 6 steps for `fit`, again for `evaluate`): minutes
+# for BERT on 2 cores, so the MLP (model-parallel layers too) takes two cases.
 @pytest.mark.parametrize(
-    "mesh_shape, steps_per_execution",
-    [((1, 2), 3), ((2, 1), 10), ((2, 2), 10)],
-    ids=["1x2-3", "2x1-10", "2x2-10"],
+    "build, mesh_shape, steps_per_execution",
+    [
+        (tiny_models.mlp, (1, 2), 3),
+        (tiny_models.mlp, (2, 1), 10),
+        (tiny_models.bert_classifier, (2, 2), 10),
+    ],
+    ids=["mlp-1x2-3", "mlp-2x1-10", "bert-2x2-10"],
 )
-def test_fit_matches_keras_on_one_device(make_mesh, mesh_shape, steps_per_execution):
+def test_fit_matches_keras_on_one_device(
+    make_mesh, build, mesh_shape, steps_per_execution
+):
     want_history, want_eval, want_weights = _keras_on_one_device(
-        steps_per_execution
+        build, steps_per_execution
     )
-    model = _on_mesh(tiny_models.bert_classifier, make_mesh(mesh_shape))
+    model = _on_mesh(build, make_mesh(mesh_shape))
     history, evaluation, weights = _fit(model, steps_per_execution)
     assert set(history) == set(want_history)
     for key, values in want_history.items():
@@ -94,7 +112,7 @@ def test_ten_steps_per_execution_are_two_calls(make_mesh):
     """Ten steps per execution run as two calls of the traced steps (8 batches,
     then 2), and the epoch's last 6 batches as one."""
     mesh = make_mesh((2, 1))
-    model = _on_mesh(tiny_models.bert_classifier, mesh)
+    model = _on_mesh(tiny_models.mlp, mesh)
     model.compile(optimizer="adam", loss=tiny_models.loss(), steps_per_execution=10)
     train = model.make_train_function()
     owner, on_batches, on_stacked_batches, distribution = train.args
@@ -111,7 +129,7 @@ def test_ten_steps_per_execution_are_two_calls(make_mesh):
     model.train_function = functools.partial(
         train.func, owner, counting_one, counting, distribution
     )
-    x, y = tiny_models.bert_data()
+    x, y = tiny_models.mlp_data()
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert calls == [8, 2, 6]
 
@@ -119,8 +137,8 @@ def test_ten_steps_per_execution_are_two_calls(make_mesh):
 def test_a_last_batch_of_another_size_is_placed_on_its_own(make_mesh):
     """30 rows in batches of 4: the chunk with the last batch (2 rows) cannot be
     stacked; its batches are placed one by one, and training still matches."""
-    want = _fit(tiny_models.bert_classifier(), 8, epochs=1, samples=30, batch_size=4)
-    model = _on_mesh(tiny_models.bert_classifier, make_mesh((2, 1)))
+    want = _fit(tiny_models.mlp(), 8, epochs=1, samples=30, batch_size=4)
+    model = _on_mesh(tiny_models.mlp, make_mesh((2, 1)))
     got = _fit(model, 8, epochs=1, samples=30, batch_size=4)
     for key, values in want[0].items():
         np.testing.assert_allclose(got[0][key], values, rtol=1e-5, err_msg=key)
