@@ -4,7 +4,8 @@ BERT classifier on meshes over all processes. Prints one JSON line per case.
 Usage: multi_process_fit_script.py CASES DIRECTORY. CASES is comma-separated
 `BATCHxMODEL:INPUTS`, INPUTS `global` (every process passes the whole batches)
 or `per-process` (a dataset through `distribute_dataset`), e.g.
-`2x2:global,4x1:per-process`. Each case's trained weights are saved (every
+`2x2:global,4x1:per-process`; or `BATCHxMODEL:distiller`, the sharded-teacher
+distillation of `tests/distillation/distributed_distiller_test.py`. Each case's trained weights are saved (every
 process calls `save_weights`) to DIRECTORY/CASE.weights.h5.
 """
 
@@ -32,6 +33,8 @@ def run_case(case, directory):
     shape, inputs = case.split(":")
     batch, model = (int(n) for n in shape.split("x"))
     mesh = tf_mp.Mesh({"batch": batch, "model": model})
+    if inputs == "distiller":
+        return distil(case, mesh)
     result = equivalence.run(
         "bert", "adam", mesh, per_process_dataset=inputs == "per-process"
     )
@@ -53,6 +56,23 @@ def run_case(case, directory):
         "weights": lists(result["weights"]),
         "trained_predictions": trained.tolist(),
         "rows_read": int(next(iter(local)).shape[0]),
+    }
+
+
+def distil(case, mesh):
+    from tests.distillation import distributed_distiller_test as recipe
+
+    teacher = recipe._teacher()
+    with tf_mp.ModelParallel(mesh).scope():
+        distiller = tf_mp.Distiller(
+            recipe._sharded_copy(teacher), recipe._student(), **recipe.KWARGS
+        )
+    history, weights = recipe._train(distiller)
+    return {
+        "case": case,
+        "process_id": tf_mp.parallel.process_id(),
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "weights": lists(weights),
     }
 
 

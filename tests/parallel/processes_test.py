@@ -141,6 +141,7 @@ CASES = {
     "1x4:global": "the model axis across the processes",
     "4x1:per-process": "each process reads the rows of its 2 devices",
 }
+DISTILLER_CASE = "2x2:distiller"
 
 
 @functools.cache
@@ -159,7 +160,7 @@ def two_process_runs(tmp_path_factory):
         "--",
         sys.executable,
         FIT_SCRIPT,
-        ",".join(CASES),
+        ",".join([*CASES, DISTILLER_CASE]),
         str(directory),
         timeout=600,
     )
@@ -208,6 +209,24 @@ def test_fit_on_two_processes_matches_one_device(
     np.testing.assert_allclose(
         sharded.predict(x, verbose=0), trained, rtol=1e-5, atol=1e-6
     )
+
+
+def test_distiller_with_a_sharded_teacher_on_two_processes(two_process_runs):
+    from tests.distillation import distributed_distiller_test as recipe
+
+    reports, _ = two_process_runs
+    history, weights = recipe._reference(recipe._teacher(), **recipe.KWARGS)
+    for process in (0, 1):
+        report = reports[DISTILLER_CASE, process]
+        for name, values in history.items():
+            np.testing.assert_allclose(
+                report["history"][name],
+                values,
+                **recipe.HISTORY_TOLERANCE,
+                err_msg=name,
+            )
+        for got, want in zip(report["weights"], weights):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 KILL_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_kill_script.py")
