@@ -5,7 +5,9 @@ Usage: multi_process_fit_script.py CASES DIRECTORY. CASES is comma-separated
 `BATCHxMODEL:INPUTS`, INPUTS `global` (every process passes the whole batches)
 or `per-process` (a dataset through `distribute_dataset`), e.g.
 `2x2:global,4x1:per-process`; or `BATCHxMODEL:distiller`, the sharded-teacher
-distillation of `tests/distillation/distributed_distiller_test.py`. Each case's trained weights are saved (every
+distillation of `tests/distillation/distributed_distiller_test.py`; or
+`BATCHxMODEL:search`, the student search of `search_case.py` (its directory
+under DIRECTORY/CASE). Each case's trained weights are saved (every
 process calls `save_weights`) to DIRECTORY/CASE.weights.h5.
 """
 
@@ -35,6 +37,15 @@ def run_case(case, directory):
     mesh = tf_mp.Mesh({"batch": batch, "model": model})
     if inputs == "distiller":
         return distil(case, mesh)
+    if inputs == "search":
+        from tests.parallel import search_case
+
+        trials = search_case.run_search(mesh, os.path.join(directory, case))
+        return {
+            "case": case,
+            "process_id": tf_mp.parallel.process_id(),
+            "trials": trials,
+        }
     result = equivalence.run(
         "bert", "adam", mesh, per_process_dataset=inputs == "per-process"
     )

@@ -142,6 +142,7 @@ CASES = {
     "4x1:per-process": "each process reads the rows of its 2 devices",
 }
 DISTILLER_CASE = "2x2:distiller"
+SEARCH_CASE = "2x2:search"
 
 
 @functools.cache
@@ -160,7 +161,7 @@ def two_process_runs(tmp_path_factory):
         "--",
         sys.executable,
         FIT_SCRIPT,
-        ",".join([*CASES, DISTILLER_CASE]),
+        ",".join([*CASES, DISTILLER_CASE, SEARCH_CASE]),
         str(directory),
         timeout=600,
     )
@@ -227,6 +228,23 @@ def test_distiller_with_a_sharded_teacher_on_two_processes(two_process_runs):
             )
         for got, want in zip(report["weights"], weights):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_student_search_on_two_processes(two_process_runs, make_mesh, tmp_path):
+    from tests.parallel import search_case
+
+    reports, directory = two_process_runs
+    trials = [reports[SEARCH_CASE, process]["trials"] for process in (0, 1)]
+    # Both processes ran the same trials and agreed on the latency figures
+    # (process 0's); the scores are the single-process search's.
+    assert trials[0] == trials[1]
+    expected = search_case.run_search(make_mesh((2, 2)), tmp_path)
+    assert [t["status"] for t in trials[0]] == ["COMPLETED"] * 2
+    for got, want in zip(trials[0], expected):
+        assert got["hyperparameters"] == want["hyperparameters"]
+        np.testing.assert_allclose(got["val_accuracy"], want["val_accuracy"], atol=1e-6)
+    # Only process 0 wrote the search directory.
+    assert os.path.isdir(directory / SEARCH_CASE / "search")
 
 
 KILL_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_kill_script.py")

@@ -8,6 +8,7 @@ from tf_mp.automl import search_data
 from tf_mp.automl.hypermodel import StudentHyperModel
 from tf_mp.automl.result import SearchResult
 from tf_mp.automl.tuners import TUNERS
+from tf_mp.parallel import processes
 from tf_mp.utils.checks import check_number
 
 
@@ -91,6 +92,7 @@ def search_student(
         RuntimeError: when no trial completed (with the first failure's reason).
     """
     _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms)
+    directory = _directory_of_this_process(directory or ".", seed)
     hypermodel = hypermodel or StudentHyperModel(teacher, seed=seed)
     if hypermodel.teacher is not teacher:
         raise ValueError("`hypermodel` was made for another teacher than `teacher`.")
@@ -113,7 +115,7 @@ def search_student(
         max_latency_ms=max_latency_ms,
         progress=on_trial_end,
         objective=objective,
-        directory=directory or ".",
+        directory=directory,
         project_name=project_name,
         overwrite=overwrite,
         seed=seed,
@@ -126,6 +128,26 @@ def search_student(
     worker = "KERASTUNER_ORACLE_IP" in os.environ and not search_data.is_chief()
     trials = ran if worker else list(search.oracle.trials.values())
     return SearchResult(search, trials, objective, wall_time_s, cache)
+
+
+def _directory_of_this_process(directory, seed):
+    """On a mesh over several processes (`tf_mp.initialize`), every process runs
+    every trial (its steps are collectives): they must draw the same trials, so
+    a `seed` is required, and only process 0 writes `directory`."""
+    if processes.num_processes() == 1:
+        return directory
+    if seed is None:
+        raise ValueError(
+            f"On a mesh over {processes.num_processes()} processes, every process "
+            "must run the same trials: pass `seed`. Received: seed=None"
+        )
+    if "KERASTUNER_ORACLE_IP" in os.environ:
+        raise ValueError(
+            "Keras Tuner's distributed mode (KERASTUNER_ORACLE_IP) spreads trials "
+            "over workers; with tf_mp.initialize every process runs each trial on "
+            "one shared mesh. Use one or the other."
+        )
+    return processes.own_directory(directory)
 
 
 def _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms):

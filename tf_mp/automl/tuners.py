@@ -9,6 +9,7 @@ import keras_tuner
 
 from tf_mp.automl.latency import measure_latency
 from tf_mp.distillation.students import encoder_parameters
+from tf_mp.parallel import processes
 from tf_mp.utils.files import write_json
 
 PROFILE_FILE = "tf_mp_profile.json"
@@ -60,6 +61,9 @@ class _Budgeted:
             return model
         student = getattr(model, "student", model)
         latency = measure_latency(student, self.example, LATENCY_BATCH_SIZES)
+        # On a mesh over several processes, process 0's timings decide for all:
+        # every process must reject the same students.
+        latency = dict(zip(latency, processes.from_process_0(list(latency.values()))))
         profile = {
             "encoder_parameters": encoder_parameters(student),
             "parameters": int(student.count_params()),

@@ -1,11 +1,8 @@
 """Pieces the `tf-mp` commands share: devices and meshes, data, models, outputs."""
 
-import atexit
 import dataclasses
 import os
-import shutil
 import sys
-import tempfile
 
 import tf_mp
 from tf_mp.utils import pairs
@@ -237,12 +234,7 @@ def output_dir(path):
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--output {path}: {error.strerror}") from None
-    process = tf_mp.parallel.process_id()
-    if process:
-        scratch = tempfile.mkdtemp(prefix=f"tf_mp_process{process}_")
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-        return scratch
-    return path
+    return tf_mp.parallel.processes.own_directory(path)
 
 
 def verbosity():

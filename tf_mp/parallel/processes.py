@@ -5,7 +5,10 @@ script written for Keras on JAX works unchanged; the engine is DTensor's
 multi-client mode (`dtensor/processes.py`).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -81,6 +84,27 @@ def num_processes():
 def process_id():
     """This process's index among them (0 in a single process)."""
     return _engine.process_id()
+
+
+def from_process_0(values):
+    """`values` (a list of floats) as process 0 measured them, in every
+    process: for decisions all processes must take alike (a student rejected
+    for its latency). Every process must call it, in the same order."""
+    return _engine.from_process_0(values)
+
+
+def own_directory(path):
+    """`path` in process 0; in the others, a scratch directory removed at exit.
+
+    With several processes running the same program, each writes what process
+    0 writes (saving a model is a collective, so all must run it), and only
+    process 0's files should land where the user looks.
+    """
+    if _engine.process_id() == 0:
+        return path
+    scratch = tempfile.mkdtemp(prefix=f"tf_mp_process{_engine.process_id()}_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
 
 
 def _resolve(job_addresses, num_processes, process_id):

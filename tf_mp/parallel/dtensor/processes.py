@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.experimental import dtensor
 
@@ -18,6 +19,8 @@ JOB_NAME = "worker"
 
 # (job_addresses, process_id, device_type) once `start` has run.
 _started = None
+# One CPU of each process, for exchanging host values (`from_process_0`).
+_exchange_mesh = None
 
 
 def start(job_addresses, process_id, device_type):
@@ -116,3 +119,30 @@ def reporting_lost_processes():
             "finish. Restart all processes (from the last checkpoint). "
             f"TensorFlow: {str(error).splitlines()[0]}"
         ) from error
+
+
+def from_process_0(values):
+    """`values` (floats) as process 0 has them, in every process: a sum over a
+    mesh of one CPU per process, to which only process 0 contributes."""
+    global _exchange_mesh
+    if _started is None:
+        return [float(v) for v in values]
+    if _exchange_mesh is None:
+        _exchange_mesh = dtensor.create_distributed_mesh(
+            [("process", num_processes())], local_devices=["CPU:0"], device_type="CPU"
+        )
+    mesh = _exchange_mesh
+    row = np.zeros([1, len(values)], "float64")
+    if process_id() == 0:
+        row[0] = values
+    rows = dtensor.pack(
+        [tf.constant(row)], dtensor.Layout(["process", dtensor.UNSHARDED], mesh)
+    )
+
+    @tf.function
+    def total(rows):
+        return dtensor.relayout(
+            tf.reduce_sum(rows, axis=0), dtensor.Layout.replicated(mesh, 1)
+        )
+
+    return [float(v) for v in dtensor.unpack(total(rows))[0].numpy()]

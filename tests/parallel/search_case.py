@@ -1,0 +1,37 @@
+"""A two-trial student search on a mesh, for the multi-process tests: run by
+every process of a mesh, and by one process as the reference."""
+
+import tf_mp
+from tests.distillation import tiny_bert
+from tf_mp.automl import StudentHyperModel
+
+
+def run_search(mesh, directory):
+    """The trials' rows (hyperparameters, figures, score) of a seeded random
+    search whose teacher and students live on `mesh`."""
+    distribution = tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh))
+    with distribution.scope():
+        teacher = tiny_bert.classifier(seed=0)
+    result = tf_mp.automl.search_student(
+        teacher,
+        tiny_bert.data(64, seed=0),
+        tiny_bert.data(32, seed=1),
+        hypermodel=StudentHyperModel(teacher, distribution=distribution, seed=1),
+        tuner="random",
+        max_trials=2,
+        # Never rejects: exercises the latency exchange between processes.
+        max_latency_ms=1e6,
+        batch_size=16,
+        directory=str(directory),
+        project_name="search",
+        seed=1,
+    )
+    return [
+        {
+            "status": row["status"],
+            "hyperparameters": row["hyperparameters"],
+            "val_accuracy": row.get("val_accuracy"),
+            "latency_ms_batch_1": row["latency_ms_batch_1"],
+        }
+        for row in result.trials
+    ]
