@@ -20,6 +20,9 @@ from tests.parallel import equivalence
 from tf_mp.cli.launch import free_ports
 from tf_mp.parallel import processes
 
+# One worker runs this module, so the two-process runs happen once.
+pytestmark = pytest.mark.xdist_group("two_processes")
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_script.py")
 TWO = "127.0.0.1:9870,127.0.0.1:9871"
 
@@ -89,7 +92,11 @@ def test_after_tensorflow_started_it_is_a_clear_error(virtual_devices):
     with pytest.raises(RuntimeError, match="before anything runs a TensorFlow op"):
         tf_mp.initialize(job_addresses=TWO, num_processes=2, process_id=0)
     assert tf_mp.parallel.num_processes() == 1
-    assert "DTENSOR_JOBS" not in os.environ
+    for name in ("DTENSOR_JOBS", "DTENSOR_JOB_NAME", "DTENSOR_CLIENT_ID"):
+        assert name not in os.environ
+    # The process still makes meshes of its own devices.
+    mesh = tf_mp.Mesh({"batch": 2})
+    assert "/job:localhost/" in mesh.dtensor_mesh.local_devices()[0]
 
 
 def test_mesh_accepts_tensorflow_and_keras_devices(virtual_devices):

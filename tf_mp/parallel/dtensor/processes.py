@@ -27,17 +27,23 @@ def start(job_addresses, process_id, device_type):
     """Joins the cluster of `job_addresses` as `process_id` (before TensorFlow
     initialises its devices)."""
     global _started
-    os.environ.update(
+    settings = dict(
         DTENSOR_JOBS=",".join(job_addresses),
         DTENSOR_CLIENT_ID=str(process_id),
         DTENSOR_NUM_CLIENTS=str(len(job_addresses)),
         DTENSOR_JOB_NAME=JOB_NAME,
     )
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         dtensor.initialize_accelerator_system(device_type)
     except ValueError as error:
-        for name in ("DTENSOR_JOBS", "DTENSOR_CLIENT_ID", "DTENSOR_NUM_CLIENTS"):
-            os.environ.pop(name, None)
+        # DTensor reads these at every call (device names use the job name).
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if "already been initialized" in str(error):
             raise RuntimeError(
                 "TensorFlow has already initialised its devices in this process, "
