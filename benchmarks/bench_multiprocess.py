@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_mesh import build_classifier  # noqa: E402
 from bench_mesh import default_preset  # noqa: E402
 
 from tf_mp.cli.launch import free_ports  # noqa: E402 (imports no TensorFlow)
@@ -54,28 +55,10 @@ def worker(args):
     if tf_mp.parallel.num_processes() == 1:
         tf_mp.configure_virtual_devices(4)
     import keras
-    import keras_hub
     import numpy as np
 
     def classifier():
-        keras.utils.set_random_seed(0)
-        if args.preset:
-            backbone = keras_hub.models.BertBackbone.from_preset(
-                args.preset, dropout=0.0
-            )
-        else:
-            backbone = keras_hub.models.BertBackbone(
-                vocabulary_size=1000,
-                num_layers=2,
-                num_heads=4,
-                hidden_dim=64,
-                intermediate_dim=128,
-                max_sequence_length=args.seq_len,
-                dropout=0.0,
-            )
-        return keras_hub.models.BertTextClassifier(
-            backbone, num_classes=2, preprocessor=None, dropout=0.0
-        )
+        return build_classifier(args.preset, args.seq_len)
 
     def build(name):
         if name == "single":
