@@ -218,3 +218,45 @@ def test_a_bug_shows_its_traceback(monkeypatch, capsys):
     monkeypatch.setattr(devices, "run", broken)
     with pytest.raises(ValueError, match="cannot reshape"):
         cli_main.main(["devices"])
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["train", "--preset", "tiny", "--data", "/nonexistent/file.tsv"],
+            "tf-mp train: error: No such data file: /nonexistent/file.tsv",
+        ),
+        (
+            ["tune", "--teacher", "nowhere", "--data", "tf_mp/sentiment"],
+            "tf-mp tune: error: --teacher nowhere: no such directory",
+        ),
+        (
+            ["distill", "--teacher", ".", "--data", "./no_such_dir"],
+            "tf-mp distill: error: No such data file or directory: ./no_such_dir",
+        ),
+        (
+            ["train", "--preset", "tiny", "--data", "x.tsv", "--batch-size", "0"],
+            "tf-mp train: error: --batch-size must be >= 1. Received: --batch-size 0",
+        ),
+    ],
+)
+def test_bad_arguments_are_reported_before_tensorflow_is_imported(tmp_path, argv, line):
+    script = (
+        "import sys\n"
+        "from tf_mp.cli.main import main\n"
+        f"status = main({argv!r})\n"
+        "print('tensorflow' in sys.modules)\n"
+        "sys.exit(status)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stdout.split() == ["False"]
+    assert run.stderr.splitlines() == [line, "(run with --debug for the traceback)"]

@@ -6,6 +6,7 @@ import zlib
 import keras
 import keras_tuner
 
+from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.terms import uniform_layer_map
@@ -148,7 +149,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
                 or arch["num_heads"] > config["num_heads"]
                 or arch["intermediate_dim"] > config["intermediate_dim"]
             ):
-                raise keras_tuner.errors.FailedTrialError(
+                raise TrialRejected(
                     "init='teacher' needs a student no larger than the teacher "
                     f"({config['num_layers']} layers, {config['num_heads']} heads, "
                     f"{config['intermediate_dim']} units). Received: "

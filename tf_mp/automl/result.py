@@ -74,7 +74,13 @@ class SearchResult:
         """Writes a PNG of the objective against encoder parameters and
         latency, the Pareto front marked. Returns `path`."""
         return pareto.plot_front(
-            self.trials, self.pareto_front, path, self.objective, SIZE_KEY, LATENCY_KEY
+            self.trials,
+            self.pareto_front,
+            path,
+            self.objective,
+            SIZE_KEY,
+            LATENCY_KEY,
+            maximize=self.direction == "max",
         )
 
     def to_json(self, path=None):

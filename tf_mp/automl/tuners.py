@@ -16,6 +16,12 @@ PROFILE_FILE = "tf_mp_profile.json"
 LATENCY_BATCH_SIZES = (1, 32)
 
 
+class TrialRejected(keras_tuner.errors.FailedTrialError):
+    """A trial that fails by design (over budget, a student the search space
+    cannot build): its message, one line, is the whole report. Keras Tuner
+    prints the traceback of every other failure."""
+
+
 class _Budgeted:
     """Mixin for a Keras Tuner tuner with a `StudentHyperModel`.
 
@@ -46,6 +52,7 @@ class _Budgeted:
         self.max_latency_ms = max_latency_ms
         self.progress = progress
         self._building = None  # The trial whose model `_try_build` builds.
+        self._rejections = {}  # trial_id: the reason of a `TrialRejected`.
         super().__init__(hypermodel=hypermodel, **kwargs)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
@@ -72,8 +79,24 @@ class _Budgeted:
         write_json(self._profile_path(self._building.trial_id), profile)
         reason = self._over_budget(profile)
         if reason:
-            raise keras_tuner.errors.FailedTrialError(reason)
+            raise TrialRejected(reason)
         return model
+
+    def _run_and_update_trial(self, trial, *args, **kwargs):
+        try:
+            return super()._run_and_update_trial(trial, *args, **kwargs)
+        except TrialRejected as rejection:
+            self._rejections[trial.trial_id] = str(rejection)
+
+    def _try_run_and_update_trial(self, trial, *args, **kwargs):
+        # Keras Tuner prints the traceback of any exception here (its
+        # `config.DEBUG` is on by default); a `TrialRejected` gets as far as
+        # `_run_and_update_trial` only, and the trial fails with its one line.
+        super()._try_run_and_update_trial(trial, *args, **kwargs)
+        rejection = self._rejections.pop(trial.trial_id, None)
+        if rejection is not None:
+            trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+            trial.message = rejection
 
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()

@@ -104,12 +104,25 @@ def positive(flag, value):
         raise UsageError(f"{flag} must be >= 1. Received: {flag} {value}") from None
 
 
+def check_arguments(args):
+    """The checks that need no TensorFlow, run first so that a mistake costs no
+    TensorFlow start-up: numbers, data files, the teacher directory."""
+    for name in ("epochs", "num_classes", "trials", "limit", "seq_len", "batch_size"):
+        positive(f"--{name.replace('_', '-')}", getattr(args, name, None))
+    from tf_mp.data import sources  # No TensorFlow.
+
+    if getattr(args, "data", None):
+        sources.table_path(args.data, "train")
+    if getattr(args, "validation_data", None):
+        sources.table_path(args.validation_data, "validation")
+    teacher = getattr(args, "teacher", None)
+    if teacher is not None and not os.path.isdir(teacher):
+        raise UsageError(f"--teacher {teacher}: no such directory")
+
+
 def load_data(args, num_classes=None):
     """`(train, validation)` `TextClassificationData` for the data arguments."""
 
-    positive("--limit", args.limit)
-    positive("--seq-len", args.seq_len)
-    positive("--batch-size", args.batch_size)
     options = dict(
         data_dir=args.data_dir,
         text_column=args.text_column,
@@ -144,9 +157,7 @@ def load_data(args, num_classes=None):
 
 
 def load_teacher(args):
-    """`(teacher, preprocessor)` from `--teacher`."""
-    if not os.path.isdir(args.teacher):
-        raise UsageError(f"--teacher {args.teacher}: no such directory")
+    """`(teacher, preprocessor)` from `--teacher` (see `check_arguments`)."""
     return load_classifier(args.teacher, None, args.seq_len)
 
 

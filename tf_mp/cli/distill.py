@@ -54,7 +54,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    common.positive("--epochs", args.epochs)
+    common.check_arguments(args)
     import keras
 
     teacher, preprocessor = common.load_teacher(args)

@@ -50,11 +50,9 @@ def main(argv=None):
             raise  # A bug: Python prints the traceback, exit status 1.
         if args.debug:
             traceback.print_exc()
-        message = str(error).strip().splitlines()
-        print(
-            f"tf-mp {args.command}: error: {message[0] if message else error!r}",
-            file=sys.stderr,
-        )
+        lines = str(error).strip().splitlines()
+        message = lines[0] if lines else repr(error)
+        print(f"tf-mp {args.command}: error: {message}", file=sys.stderr)
         if not args.debug:
             print("(run with --debug for the traceback)", file=sys.stderr)
         return 2

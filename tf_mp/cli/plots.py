@@ -1,13 +1,8 @@
 """PNG figures the commands write (matplotlib, no display needed)."""
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
+from tf_mp.utils.figures import pyplot as _pyplot
+from tf_mp.utils.figures import readable
+from tf_mp.utils.figures import readable_axes
 
 
 def training_curves(history, path):
@@ -23,9 +18,10 @@ def training_curves(history, path):
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], "o-", label="validation")
         axis.set_xlabel("epoch")
-        axis.set_title(name)
+        axis.set_title(f"{name} per epoch")
         axis.grid(alpha=0.3)
         axis.legend()
+        readable_axes(axis)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
@@ -36,14 +32,16 @@ def comparison(rows, path):
     """Bars per model for each figure: `rows` = {model: {figure: value}}."""
     pyplot = _pyplot()
     figures = list(next(iter(rows.values())))
-    figure, axes = pyplot.subplots(1, len(figures), figsize=(4 * len(figures), 3.5))
-    for axis, name in zip(axes, figures):
+    figure, axes = pyplot.subplots(
+        1, len(figures), figsize=(4 * len(figures), 3.5), squeeze=False
+    )
+    for axis, name in zip(axes[0], figures):
         values = [rows[m][name] for m in rows]
-        bars = axis.bar(
-            list(rows), values, color=["tab:blue", "tab:orange"][: len(rows)]
-        )
-        axis.bar_label(bars, fmt="%.3g")
-        axis.set_title(name)
+        bars = axis.bar(list(rows), values, color=[f"C{i}" for i in range(len(rows))])
+        axis.bar_label(bars, labels=[readable(v) for v in values])
+        axis.set_title(f"{name}: {' vs '.join(rows)}")
+        axis.margins(y=0.15)  # Room for the bar labels.
+        readable_axes(axis)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)

@@ -30,8 +30,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    common.positive("--epochs", args.epochs)
-    common.positive("--num-classes", args.num_classes)
+    common.check_arguments(args)
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
     output = common.output_dir(args.output)

@@ -36,8 +36,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    common.positive("--trials", args.trials)
-    common.positive("--epochs", args.epochs)
+    common.check_arguments(args)
 
     teacher, preprocessor = common.load_teacher(args)
     train, validation = common.load_data(args, teacher.get_config()["num_classes"])

@@ -73,23 +73,43 @@ def load(
             "`source` must be a TFDS name, a .tsv/.csv path, a directory, "
             f"{EMBEDDED!r} or a (texts, labels) pair. Received: source={source!r}"
         )
-    elif source == EMBEDDED:
-        path = os.path.join(CORPUS_DIR, f"sentiment_{_split_file(split)}.tsv")
-        data = _from_table(path, text_column, label_column, num_classes, split)
-        data.source = EMBEDDED
-    elif os.path.isdir(source):
-        path = os.path.join(source, f"{_split_file(split)}.tsv")
-        data = _from_table(path, text_column, label_column, num_classes, split)
-    elif source.lower().endswith((".tsv", ".csv")) or os.path.isfile(source):
-        data = _from_table(source, text_column, label_column, num_classes, split)
     else:
-        data = _from_tfds(
-            source, split, data_dir, text_column, label_column, num_classes
-        )
+        path = table_path(source, split)
+        if path is None:
+            data = _from_tfds(
+                source, split, data_dir, text_column, label_column, num_classes
+            )
+        else:
+            data = _from_table(path, text_column, label_column, num_classes, split)
+            if source == EMBEDDED:
+                data.source = EMBEDDED
     data = data.take(limit)
     if not len(data):
         raise ValueError(f"The dataset is empty: source={source!r}, split={split!r}")
     return data
+
+
+def table_path(source, split="train"):
+    """The TSV/CSV file `load(source, split)` reads, or None for a TFDS name.
+
+    Raises `FileNotFoundError` for a local path that does not exist, so a
+    missing file is reported without TensorFlow or TFDS being imported.
+    """
+    if source == EMBEDDED:
+        return os.path.join(CORPUS_DIR, f"sentiment_{_split_file(split)}.tsv")
+    source = os.path.expanduser(source)
+    if os.path.isdir(source):
+        path = os.path.join(source, f"{_split_file(split)}.tsv")
+    elif source.lower().endswith((".tsv", ".csv")) or os.path.isfile(source):
+        path = source
+    elif source.startswith((os.sep, ".")):
+        # A path, never a TFDS name (`glue/sst2`, `imdb_reviews:1.0.0`).
+        raise FileNotFoundError(f"No such data file or directory: {source}")
+    else:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such data file: {path}")
+    return path
 
 
 def _split_file(split):
@@ -102,8 +122,6 @@ def _split_file(split):
 
 
 def _from_table(path, text_column, label_column, num_classes, split):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such data file: {path!r}")
     delimiter = "," if path.lower().endswith(".csv") else "\t"
     try:
         with open(path, newline="", encoding="utf-8") as handle:
