@@ -107,3 +107,49 @@ def test_without_a_tpu_the_error_points_to_the_dtensor_engine():
 def test_model_parallelism_is_checked(value, error):
     with pytest.raises(error, match="model_parallelism"):
         tpu.tpu_strategy(model_parallelism=value)
+
+
+def _topology(mesh_shape):
+    """A `tf.tpu.experimental.Topology` as `initialize_tpu_system` returns it
+    for one host with the chips of `mesh_shape` ([x, y, z, cores per chip])."""
+    import itertools
+
+    from tensorflow.python.tpu.topology import Topology
+
+    coordinates = list(itertools.product(*(range(n) for n in mesh_shape)))
+    return Topology(mesh_shape=mesh_shape, device_coordinates=np.array([coordinates]))
+
+
+def test_on_one_core_model_parallelism_falls_back_to_1():
+    # Colab's free TPU since 2025: one v5e chip, one core.
+    with pytest.warns(UserWarning, match="model_parallelism=2 does not fit the 1 TPU"):
+        assignment = tpu.device_assignment(_topology([1, 1, 1, 1]), 2)
+    assert (assignment.num_replicas, assignment.num_cores_per_replica) == (1, 1)
+    with pytest.raises(ValueError, match=r"model_parallelism=2 \(with fallback=False"):
+        tpu.device_assignment(_topology([1, 1, 1, 1]), 2, fallback=False)
+
+
+@pytest.mark.parametrize(
+    "mesh_shape, model_parallelism, replicas",
+    [
+        ([2, 4, 1, 1], 4, 2),  # 8 single-core chips (v5e-8 style): 2 x 2 chips
+        ([2, 4, 1, 1], 8, 1),
+        ([2, 4, 1, 1], 2, 4),
+        ([2, 2, 1, 2], 2, 4),  # v2-8 / v3-8: 4 chips of 2 cores, a chip each
+        ([2, 2, 1, 2], 8, 1),
+    ],
+)
+def test_replicas_take_neighbouring_cores(mesh_shape, model_parallelism, replicas):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Fits: no fallback.
+        assignment = tpu.device_assignment(_topology(mesh_shape), model_parallelism)
+    assert assignment.num_replicas == replicas
+    assert assignment.num_cores_per_replica == model_parallelism
+
+
+def test_a_count_that_does_not_divide_the_cores_falls_back():
+    with pytest.warns(UserWarning, match="using model_parallelism=2"):
+        assignment = tpu.device_assignment(_topology([2, 4, 1, 1]), 3)
+    assert assignment.num_cores_per_replica == 2

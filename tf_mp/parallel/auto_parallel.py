@@ -9,7 +9,9 @@ from tf_mp.parallel.model_parallel import ModelParallel
 from tf_mp.utils.checks import check_number
 
 
-def auto_parallel(model_parallelism=2, layout_map=None, tpu=None, virtual_devices=8):
+def auto_parallel(
+    model_parallelism=2, layout_map=None, tpu=None, virtual_devices=8, fallback=True
+):
     """A model-parallel distribution for the hardware at hand.
 
     On a TPU (or with `tpu` given) it is `tf_mp.tpu.tpu_strategy(
@@ -28,23 +30,26 @@ def auto_parallel(model_parallelism=2, layout_map=None, tpu=None, virtual_device
         tpu: `None` (use a local TPU if one is present), `"local"`, or a TPU
             name / `grpc://` address.
         virtual_devices: int. Logical CPU devices to create when there is no
-            TPU or GPU. Must be a multiple of `model_parallelism`.
+            TPU or GPU.
+        fallback: bool. When `model_parallelism` does not fit the devices
+            found (more than there are, or a count it does not divide), warn
+            in one line and use the largest model parallelism that fits, so
+            the same code runs on one TPU chip (Colab's v5e-1) and on eight
+            (Kaggle's v5e-8). `False`: raise a `ValueError` instead.
 
     Returns:
         A `tf.distribute.TPUStrategy` or a `tf_mp.ModelParallel`.
     """
     if tpu is not None or tpu_lib.tpu_present():
-        return tpu_lib.tpu_strategy(model_parallelism=model_parallelism, tpu=tpu)
+        return tpu_lib.tpu_strategy(model_parallelism, tpu, fallback=fallback)
     check_number("model_parallelism", model_parallelism, integer=True, low=1)
     device_type = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     if device_type == "CPU":
         devices.configure_virtual_devices(virtual_devices)
     count = len(devices.list_devices(device_type))
-    if count % model_parallelism:
-        raise ValueError(
-            f"`model_parallelism` must divide the {count} {device_type} device(s). "
-            f"Received: model_parallelism={model_parallelism}"
-        )
+    model_parallelism = devices.fitting_model_parallelism(
+        model_parallelism, count, f"{device_type} device(s)", fallback
+    )
     mesh = Mesh(
         {"batch": count // model_parallelism, "model": model_parallelism},
         device_type=device_type,

@@ -1,5 +1,7 @@
 """Logical devices: splitting one physical CPU (or GPU) into several."""
 
+import warnings
+
 import tensorflow as tf
 
 from tf_mp.parallel.dtensor import processes
@@ -97,3 +99,33 @@ def list_devices(device_type=None, local=False):
         task = processes.process_id()
         names = [n for n in names if tf.DeviceSpec.from_string(n).task in (None, task)]
     return names
+
+
+def fitting_model_parallelism(model_parallelism, count, what, fallback, fits=None):
+    """The model parallelism to use on `count` devices.
+
+    `model_parallelism` when it divides `count` (and `fits(k)`, a topology's
+    own condition, holds); else, with `fallback`, the largest `k` below it
+    that does, with a one-line warning (a v5e-1 Colab runtime has one core:
+    the same notebook runs there with `model_parallelism=1`); without
+    `fallback`, a `ValueError`. `what` names the devices in the messages.
+    """
+    fitting = [
+        k
+        for k in range(min(model_parallelism, count), 0, -1)
+        if count % k == 0 and (fits is None or fits(k))
+    ]
+    if fitting[0] == model_parallelism:
+        return model_parallelism
+    if not fallback:
+        raise ValueError(
+            f"`model_parallelism` must divide the {count} {what} found. Received: "
+            f"model_parallelism={model_parallelism} (with fallback=False; "
+            f"model_parallelism={fitting[0]} fits)"
+        )
+    warnings.warn(
+        f"model_parallelism={model_parallelism} does not fit the {count} {what} "
+        f"found: using model_parallelism={fitting[0]}.",
+        stacklevel=3,
+    )
+    return fitting[0]

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.compiler.xla.experimental import xla_sharding
 
+from tf_mp.parallel import devices
 from tf_mp.utils.checks import check_number
 
 TENSORFLOW_TPU_VERSION = "2.20"
@@ -102,17 +103,22 @@ def logical_device_annotations(model_parallelism):
         _FORCED.pop()
 
 
-def tpu_strategy(model_parallelism=1, tpu=None):
+def tpu_strategy(model_parallelism=1, tpu=None, fallback=True):
     """A `TPUStrategy` with `model_parallelism` cores per replica (XLA SPMD).
 
     Args:
         model_parallelism: int. Cores that split each replica's model; the
-            others become data-parallel replicas. Must divide the core count.
+            others become data-parallel replicas.
         tpu: `None` or `"local"` for the TPU VM the code runs on (Colab's
-            v2-8), or a TPU name / `grpc://` address.
+            v5e-1, Kaggle's v5e-8), or a TPU name / `grpc://` address.
+        fallback: bool. When `model_parallelism` does not fit the topology
+            found (more cores than there are, a count that does not divide
+            them or cannot be placed on the chip grid), warn in one line and
+            use the largest that fits. `False`: raise a `ValueError`.
 
     Returns:
-        `tf.distribute.TPUStrategy` with `experimental_spmd_xla_partitioning`.
+        `tf.distribute.TPUStrategy` with `experimental_spmd_xla_partitioning`
+        when a replica has more than one core.
     """
     check_number("model_parallelism", model_parallelism, integer=True, low=1)
     target = "local" if tpu is None else tpu
@@ -123,31 +129,46 @@ def tpu_strategy(model_parallelism=1, tpu=None):
         topology = tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.NotFoundError) as error:
         raise _explain(error, target) from error
+    assignment = device_assignment(topology, model_parallelism, fallback)
+    return tf.distribute.TPUStrategy(
+        resolver,
+        experimental_device_assignment=assignment,
+        experimental_spmd_xla_partitioning=assignment.num_cores_per_replica > 1,
+    )
+
+
+def device_assignment(topology, model_parallelism, fallback=True):
+    """The `tf.tpu.experimental.DeviceAssignment` of `tpu_strategy`: replicas
+    of `model_parallelism` neighbouring cores (see `fallback` there)."""
     cores = topology.num_tasks * topology.num_tpus_per_task
-    if cores % model_parallelism:
-        raise ValueError(
-            f"`model_parallelism` must divide the {cores} TPU cores. "
-            f"Received: model_parallelism={model_parallelism}"
-        )
-    assignment = tf.tpu.experimental.DeviceAssignment.build(
+    model_parallelism = devices.fitting_model_parallelism(
+        model_parallelism,
+        cores,
+        f"TPU core(s) (topology {list(topology.mesh_shape)})",
+        fallback,
+        fits=lambda k: _computation_shape(topology, k) is not None,
+    )
+    return tf.tpu.experimental.DeviceAssignment.build(
         topology,
         computation_shape=_computation_shape(topology, model_parallelism),
         num_replicas=cores // model_parallelism,
     )
-    return tf.distribute.TPUStrategy(
-        resolver,
-        experimental_device_assignment=assignment,
-        experimental_spmd_xla_partitioning=model_parallelism > 1,
-    )
 
 
 def _computation_shape(topology, model_parallelism):
-    # Cores of one replica along the innermost topology dimension (on v2/v3 a
-    # chip has 2 cores), then across chips.
-    per_chip = topology.mesh_shape[-1]
-    if model_parallelism <= per_chip:
-        return [1, 1, 1, model_parallelism]
-    return [model_parallelism // per_chip, 1, 1, per_chip]
+    """The block of cores one replica takes, as `[x, y, z, core]`: the cores of
+    a chip first (2 on v2/v3, 1 on v4 and later), then chips along x, y and z;
+    None when `model_parallelism` cores do not make a block that tiles the
+    topology."""
+    shape = [1, 1, 1, 1]
+    remaining = model_parallelism
+    for dim in (3, 0, 1, 2):
+        size = int(topology.mesh_shape[dim])
+        shape[dim] = max(
+            d for d in range(1, size + 1) if size % d == remaining % d == 0
+        )
+        remaining //= shape[dim]
+    return shape if remaining == 1 else None
 
 
 def tpu_present():
