@@ -120,11 +120,29 @@ def test_a_missing_program_is_one_line():
 
 def test_tf_mp_train_on_two_processes(tmp_path):
     run = launch(
-        "--virtual-devices", "2", "--",
-        sys.executable, "-m", "tf_mp", "train", "--preset", "tiny",
-        "--data", "tf_mp/sentiment", "--mesh", "batch=2,model=2", "--epochs", "1",
-        "--limit", "64", "--seq-len", "32", "--batch-size", "8",
-        "--output", str(tmp_path),
+        "--virtual-devices",
+        "2",
+        "--",
+        sys.executable,
+        "-m",
+        "tf_mp",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        "tf_mp/sentiment",
+        "--mesh",
+        "batch=2,model=2",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "8",
+        "--output",
+        str(tmp_path),
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -137,5 +155,8 @@ def test_tf_mp_train_on_two_processes(tmp_path):
     assert epochs[0].split(" - ")[3:] == epochs[1].split(" - ")[3:]  # Metrics.
     # Process 0 wrote the outputs; the others' scratch copies are gone.
     assert sorted(os.listdir(tmp_path)) == [
-        "history.json", "metrics.json", "model", "training_curves.png"
+        "history.json",
+        "metrics.json",
+        "model",
+        "training_curves.png",
     ]

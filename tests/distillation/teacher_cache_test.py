@@ -49,6 +49,7 @@ def test_the_teacher_runs_once_per_dataset_and_reloads_from_disk(tmp_path):
     first = list(cache.attach(data).as_numpy_iterator())
     cache.attach(data)
     assert cache.teacher_runs == 1 and len(first) == 20
+    assert cache.scored_rows == 20 and cache.scoring_seconds > 0
     x, y = tiny_bert.data(20)
     expected = teacher.predict(x, verbose=0)
     logits = np.stack([element[0]["teacher_outputs"]["logits"] for element in first])
@@ -57,7 +58,7 @@ def test_the_teacher_runs_once_per_dataset_and_reloads_from_disk(tmp_path):
 
     other_process = TeacherCache(teacher, hidden_blocks=[3], directory=str(tmp_path))
     again = list(other_process.attach(tiny_bert.dataset(n=20, batch_size=6)))
-    assert other_process.teacher_runs == 0
+    assert other_process.teacher_runs == 0 and other_process.scored_rows == 0
     np.testing.assert_allclose(
         np.stack([e[0]["teacher_outputs"]["hidden_state_3"] for e in again]),
         np.stack([e[0]["teacher_outputs"]["hidden_state_3"] for e in first]),

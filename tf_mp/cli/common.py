@@ -11,6 +11,7 @@ from tf_mp.utils.scopes import optional_scope
 
 TINY = "tiny"
 TINY_CONFIG = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
+LARGE_INPUT = 10_000  # Texts from which tokenising shows its progress.
 
 
 class UsageError(Exception):
@@ -214,8 +215,12 @@ def _known_presets():
 
 
 def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=False):
-
-    x = tf_mp.data.encode(preprocessor, data.texts)
+    """`(token arrays, tf.data batches)` of `data`; a count while tokenising
+    large inputs."""
+    verbose = verbosity() if len(data) >= LARGE_INPUT else 0
+    if verbose:
+        print(f"Tokenising {len(data):,} texts ({data.source}, {data.split})")
+    x = tf_mp.data.encode(preprocessor, data.texts, verbose=verbose)
     dataset = tf_mp.data.to_dataset(
         x,
         data.labels,
@@ -235,6 +240,39 @@ def save_classifier(model, preprocessor, directory):
     finally:
         model.preprocessor = None
     return directory
+
+
+def add_tensorboard_arguments(parser):
+    parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="TensorBoard log directory (default: OUTPUT/logs; watch with "
+        "`tensorboard --logdir DIR`).",
+    )
+    parser.add_argument(
+        "--no-tensorboard", action="store_true", help="Write no TensorBoard logs."
+    )
+
+
+def tensorboard_callbacks(args, output):
+    """`[keras.callbacks.TensorBoard]` logging into `--tensorboard` (default
+    `output/logs`), or `[]` with `--no-tensorboard`."""
+    directory = tensorboard_dir(args, output)
+    if directory is None:
+        return []
+    import keras
+
+    # No graph: the step functions on a mesh are DTensor functions.
+    return [keras.callbacks.TensorBoard(directory, write_graph=False)]
+
+
+def tensorboard_dir(args, output):
+    """Where the TensorBoard logs go, or None."""
+    return (
+        None
+        if args.no_tensorboard
+        else args.tensorboard or os.path.join(output, "logs")
+    )
 
 
 def output_dir(path):

@@ -50,6 +50,7 @@ def add_parser(subparsers):
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )
     parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
+    common.add_tensorboard_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -76,11 +77,28 @@ def run(args):
     x, data = common.encode(preprocessor, train, args.batch_size)
     x_val, _ = common.encode(preprocessor, validation, args.batch_size)
     start = time.perf_counter()
+    scoring = {}
     if not args.no_cache:
-        cache = tf_mp.distillation.TeacherCache.for_distiller(distiller)
+        cache = tf_mp.distillation.TeacherCache.for_distiller(
+            distiller, verbose=common.verbosity()
+        )
+        print(f"The teacher scores the {len(train):,} training examples once")
         data = cache.attach(data).shuffle(len(train), seed=0).batch(args.batch_size)
+        scoring = {
+            "teacher_scored_rows": cache.scored_rows,
+            "teacher_scoring_seconds": round(cache.scoring_seconds, 2),
+        }
+        print(
+            f"Teacher scored {cache.scored_rows:,} rows in "
+            f"{cache.scoring_seconds:.1f} s"
+        )
     print(f"Distilling on {len(train)} examples ({len(validation)} for validation)")
-    history = distiller.fit(data, epochs=args.epochs, verbose=common.verbosity())
+    history = distiller.fit(
+        data,
+        epochs=args.epochs,
+        verbose=common.verbosity(),
+        callbacks=common.tensorboard_callbacks(args, output),
+    )
     seconds = time.perf_counter() - start
     figures = {}
     for name, model in (("teacher", teacher), ("student", student)):
@@ -97,6 +115,7 @@ def run(args):
         "validation_examples": len(validation),
         "distill_seconds": round(seconds, 2),
         "teacher_cache": not args.no_cache,
+        **scoring,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         **{name: values for name, values in figures.items()},
     }
@@ -108,7 +127,9 @@ def run(args):
         "comparison": plots.comparison(
             figures, os.path.join(output, "teacher_vs_student.png")
         ),
+        "tensorboard": common.tensorboard_dir(args, output),
     }
+    paths = {name: path for name, path in paths.items() if path}
     t, s = figures["teacher"], figures["student"]
     print()
     print(

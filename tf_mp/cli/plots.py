@@ -41,7 +41,7 @@ def comparison(rows, path):
         axis.bar_label(bars, labels=[readable(v) for v in values])
         axis.set_title(f"{name}: {' vs '.join(rows)}")
         axis.margins(y=0.15)  # Room for the bar labels.
-        readable_axes(axis)
+        readable_axes(axis, "y")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)

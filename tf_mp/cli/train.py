@@ -26,6 +26,7 @@ def add_parser(subparsers):
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--num-classes", type=int, help="Default: from the data.")
     parser.add_argument("--output", default="tf_mp_train", help="Output directory.")
+    common.add_tensorboard_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -64,6 +65,7 @@ def run(args):
         validation_data=val_data,
         epochs=args.epochs,
         verbose=common.verbosity(),
+        callbacks=common.tensorboard_callbacks(args, output),
     ).history
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in history.items()}
@@ -91,7 +93,9 @@ def run(args):
         "curves": plots.training_curves(
             history, os.path.join(output, "training_curves.png")
         ),
+        "tensorboard": common.tensorboard_dir(args, output),
     }
+    paths = {name: path for name, path in paths.items() if path}
     print()
     print(
         common.table(

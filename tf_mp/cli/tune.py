@@ -27,6 +27,18 @@ def add_parser(subparsers):
         "the teacher's encoder.",
     )
     parser.add_argument("--max-latency-ms", type=float, help="At batch 1.")
+    parser.add_argument(
+        "--init",
+        default="teacher,random",
+        help="Student initialisations to search: teacher (evenly spread teacher "
+        "blocks, most important heads and units), random, or both "
+        "(default: teacher,random).",
+    )
+    parser.add_argument(
+        "--learning-rates",
+        default="5e-5,1e-4,3e-4",
+        help="Adam learning rates to search, comma-separated (default: %(default)s).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--overwrite", action="store_true", help="Start over instead of resuming."
@@ -35,7 +47,31 @@ def add_parser(subparsers):
     parser.set_defaults(run=run)
 
 
+def _choices(flag, text, kind):
+    """`"teacher,random"` -> `["teacher", "random"]`, or a `UsageError`."""
+    try:
+        values = [kind(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise common.UsageError(
+            f"{flag} must be a comma-separated list. Received: {flag} {text}"
+        )
+    return values
+
+
 def run(args):
+    for init in _choices("--init", args.init, str):
+        if init not in ("teacher", "random"):
+            raise common.UsageError(
+                f"--init takes teacher and/or random. Received: --init {args.init}"
+            )
+    for rate in _choices("--learning-rates", args.learning_rates, float):
+        if not rate > 0:
+            raise common.UsageError(
+                "--learning-rates must be > 0. Received: "
+                f"--learning-rates {args.learning_rates}"
+            )
     common.check_arguments(args)
 
     teacher, preprocessor = common.load_teacher(args)
@@ -68,10 +104,17 @@ def run(args):
             flush=True,
         )
 
+    hypermodel = tf_mp.automl.StudentHyperModel(
+        teacher,
+        init=_choices("--init", args.init, str),
+        learning_rate=_choices("--learning-rates", args.learning_rates, float),
+        seed=args.seed,
+    )
     result = tf_mp.automl.search_student(
         teacher,
         data,
         val_data,
+        hypermodel=hypermodel,
         tuner=args.tuner,
         max_trials=args.trials,
         max_params=max_params,

@@ -3,6 +3,7 @@
 import collections
 import re
 
+import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
@@ -36,12 +37,18 @@ def preprocessor(sequence_length, preset=None, vocabulary=None):
     )
 
 
-def encode(preprocessor, texts, batch_size=256):
-    """Token ids, segment ids and padding masks of `texts`, as numpy arrays."""
+def encode(preprocessor, texts, batch_size=256, verbose=0):
+    """Token ids, segment ids and padding masks of `texts`, as numpy arrays.
+
+    `verbose`: 0 silent, 1 a progress bar, 2 one line at the end (Keras's
+    `Progbar`), counting texts.
+    """
     parts = []
+    progress = keras.utils.Progbar(len(texts), verbose=verbose, unit_name="text")
     for start in range(0, len(texts), batch_size):
         x = preprocessor(tf.constant(texts[start : start + batch_size]))
         parts.append({k: np.asarray(v) for k, v in x.items()})
+        progress.add(len(texts[start : start + batch_size]))
     if not parts:
         raise ValueError("`texts` is empty: nothing to encode.")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -4,6 +4,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -39,6 +40,13 @@ class TeacherCache:
         dtype: storage dtype of the cached outputs, `"float32"` (default) or
             `"float16"` / `"bfloat16"` to halve the memory of hidden states.
             The losses are computed in float32 either way.
+        verbose: the teacher's `predict` progress bar while it scores (0, 1
+            or 2, as in Keras).
+
+    Attributes:
+        teacher_runs: how many datasets the teacher actually ran over.
+        scored_rows, scoring_seconds: the examples it scored, and the wall
+            time that took, over all its runs.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class TeacherCache:
         attention_blocks=(),
         directory=None,
         dtype="float32",
+        verbose=0,
     ):
         if dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(
@@ -63,14 +72,22 @@ class TeacherCache:
             teacher, self.hidden_blocks, self.attention_blocks, "teacher"
         )
         self._memory = {}
-        self.teacher_runs = 0  # How many datasets the teacher actually ran over.
+        self.verbose = verbose
+        self.teacher_runs = 0
+        self.scored_rows = 0
+        self.scoring_seconds = 0.0
 
     @classmethod
-    def for_distiller(cls, distiller, directory=None, dtype="float32"):
+    def for_distiller(cls, distiller, directory=None, dtype="float32", verbose=0):
         """A cache holding exactly what `distiller` reads from its teacher."""
         hidden, attention = distiller.teacher_blocks_needed
         return cls(
-            distiller.teacher, hidden, attention, directory=directory, dtype=dtype
+            distiller.teacher,
+            hidden,
+            attention,
+            directory=directory,
+            dtype=dtype,
+            verbose=verbose,
         )
 
     def attach(self, data):
@@ -96,10 +113,14 @@ class TeacherCache:
     def _with_outputs(self, columns, batch_size):
         # The teacher sees the batches of `data`, as it would uncached.
         x, *rest = columns
+        start = time.perf_counter()
         outputs = self._features.predict(
-            tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0
+            tf.data.Dataset.from_tensor_slices(x).batch(batch_size),
+            verbose=self.verbose,
         )
+        self.scoring_seconds += time.perf_counter() - start
         self.teacher_runs += 1
+        self.scored_rows += len(rest[0])
         outputs = {
             k: tf.cast(tf.constant(np.asarray(v, "float32")), self.dtype)
             for k, v in outputs.items()

@@ -4,7 +4,9 @@ from tf_mp.layers.parallel_transformer_encoder import encoder_weight_axes
 from tf_mp.parallel.layout_map import LayoutMap
 
 
-def bert_layout_map(mesh, model_axis="model", shard_embeddings=True, batch_axis="batch"):
+def bert_layout_map(
+    mesh, model_axis="model", shard_embeddings=True, batch_axis="batch"
+):
     """A `LayoutMap` that splits BERT encoder blocks Megatron-style.
 
     Attention is split by heads: query, key and value kernels

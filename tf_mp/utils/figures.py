@@ -28,10 +28,13 @@ def readable(value):
     return f"{value:.3g}"
 
 
-def readable_axes(axis):
-    """Tick labels of both axes of `axis` through `readable`."""
+def readable_axes(axis, which="xy"):
+    """Tick labels of `axis` through `readable`, on the axes named in `which`
+    (leave out the x axis of a bar chart: its labels are the bars' names)."""
     from matplotlib.ticker import FuncFormatter
 
     formatter = FuncFormatter(lambda value, _: readable(value))
-    axis.xaxis.set_major_formatter(formatter)
-    axis.yaxis.set_major_formatter(formatter)
+    if "x" in which:
+        axis.xaxis.set_major_formatter(formatter)
+    if "y" in which:
+        axis.yaxis.set_major_formatter(formatter)
