@@ -34,6 +34,9 @@ def no_launch_environment(monkeypatch):
         processes.NUM_PROCESSES,
         processes.PROCESS_ID,
         processes.VIRTUAL_DEVICES,
+        processes.TPU_WORKER_HOSTNAMES,
+        processes.TPU_WORKER_ID,
+        processes.TPU_PORT,
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -85,6 +88,25 @@ def test_environment_variables_are_read_and_checked(monkeypatch):
     monkeypatch.setenv(processes.PROCESS_ID, "5")
     with pytest.raises(ValueError, match=r"\[0, 2\).*process_id=5"):
         tf_mp.initialize()
+
+
+def test_a_multi_host_tpu_slice_fills_the_arguments(monkeypatch):
+    # What GKE sets on each host of a TPU slice; Keras's variables win.
+    monkeypatch.setenv(processes.TPU_WORKER_HOSTNAMES, "tpu-0, tpu-1,tpu-2")
+    monkeypatch.setenv(processes.TPU_WORKER_ID, "2")
+    addresses = ("tpu-0:9870", "tpu-1:9870", "tpu-2:9870")
+    assert processes._resolve(None, None, None) == (addresses, 3, 2)
+    monkeypatch.setenv(processes.TPU_PORT, "8476")
+    assert processes._resolve(None, None, 0)[0][0] == "tpu-0:8476"
+    monkeypatch.setenv(processes.JOB_ADDRESSES, TWO)
+    monkeypatch.setenv(processes.PROCESS_ID, "1")
+    assert processes._resolve(None, None, None) == (tuple(TWO.split(",")), 2, 1)
+    # One host: nothing to join.
+    monkeypatch.delenv(processes.JOB_ADDRESSES)
+    monkeypatch.delenv(processes.PROCESS_ID)
+    monkeypatch.setenv(processes.TPU_WORKER_HOSTNAMES, "tpu-0")
+    monkeypatch.setenv(processes.TPU_WORKER_ID, "0")
+    assert processes._resolve(None, None, None) == ((), 1, 0)
 
 
 def test_after_tensorflow_started_it_is_a_clear_error(virtual_devices):
@@ -142,11 +164,11 @@ def test_one_mesh_over_two_processes():
 FIT_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_fit_script.py")
 
 
+# Each case also checks the rows `distribute_dataset` gives each process.
 CASES = {
-    "2x2:global": "the batch axis across the processes",
     "2x2:per-process": "each process reads its rows (distribute_dataset)",
     "1x4:global": "the model axis across the processes",
-    "4x1:per-process": "each process reads the rows of its 2 devices",
+    "4x1:global": "the batch axis across the processes, 2 devices each",
 }
 DISTILLER_CASE = "2x2:distiller"
 SEARCH_CASE = "2x2:search"

@@ -20,6 +20,12 @@ NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 # Set by `tf-mp launch --virtual-devices N`: split each process's CPU first.
 VIRTUAL_DEVICES = "TF_MP_VIRTUAL_DEVICES"
+# Multi-host TPU slices on GKE set these in every host's container.
+TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"
+TPU_WORKER_ID = "TPU_WORKER_ID"
+# The port of TensorFlow's cluster server on each TPU host.
+TPU_PORT = "TF_MP_TPU_PORT"
+DEFAULT_TPU_PORT = 9870
 
 
 def initialize(job_addresses=None, num_processes=None, process_id=None):
@@ -30,8 +36,12 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
     processes. Arguments left `None` are read from Keras's environment
     variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
     `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID`
-    (what `tf-mp launch` sets). With one process (or nothing set) it changes
-    nothing, so the same script runs alone too.
+    (what `tf-mp launch` sets). Where none of these is set, on a multi-host
+    TPU slice whose hosts are listed in `TPU_WORKER_HOSTNAMES` with this
+    host's index in `TPU_WORKER_ID` (as GKE sets them), the processes are the
+    slice's hosts, each serving on port `TF_MP_TPU_PORT` (default 9870).
+    With one process (or nothing set) it changes nothing, so the same script
+    runs alone too.
 
     If `TF_MP_VIRTUAL_DEVICES=N` is set, each process first splits its CPU
     into N logical devices (`tf_mp.configure_virtual_devices(N)`).
@@ -114,6 +124,10 @@ def _resolve(job_addresses, num_processes, process_id):
         num_processes = _int_from_env(NUM_PROCESSES, None)
     if process_id is None:
         process_id = _int_from_env(PROCESS_ID, None)
+    if job_addresses is None and num_processes is None:
+        job_addresses, tpu_worker = _tpu_slice_addresses()
+        if process_id is None:
+            process_id = tpu_worker
     addresses = _parse_addresses(job_addresses)
     if num_processes is None:
         num_processes = len(addresses) if addresses else 1
@@ -159,6 +173,22 @@ def _resolve(job_addresses, num_processes, process_id):
     ):
         _raise_process_id(process_id, num_processes)
     return addresses, num_processes, process_id
+
+
+def _tpu_slice_addresses():
+    """`(job_addresses, process_id)` of a multi-host TPU slice from
+    `TPU_WORKER_HOSTNAMES` / `TPU_WORKER_ID`, or `(None, None)`."""
+    hosts = [
+        host.strip()
+        for host in os.environ.get(TPU_WORKER_HOSTNAMES, "").split(",")
+        if host.strip()
+    ]
+    if len(hosts) < 2:
+        return None, None
+    port = _int_from_env(TPU_PORT, DEFAULT_TPU_PORT)
+    return ",".join(f"{host}:{port}" for host in hosts), _int_from_env(
+        TPU_WORKER_ID, None
+    )
 
 
 def _raise_process_id(process_id, num_processes):
