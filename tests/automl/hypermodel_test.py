@@ -68,8 +68,11 @@ def test_a_seeded_trial_trains_identically_despite_dropout(init):
 
     for a, b in zip(trained_weights(5), trained_weights(5)):
         np.testing.assert_array_equal(a, b)
-    unseeded = zip(trained_weights(None), trained_weights(None))
-    assert any(not np.array_equal(a, b) for a, b in unseeded)
+    if init == "teacher":
+        # Copied weights: only the dropout masks differ between two unseeded
+        # runs, and they do. (Random-init students differ anyway.)
+        unseeded = zip(trained_weights(None), trained_weights(None))
+        assert any(not np.array_equal(a, b) for a, b in unseeded)
 
 
 def test_other_head_sizes_start_randomly(teacher):

@@ -55,20 +55,20 @@ def _completed(directory):
 
 
 def test_a_killed_search_resumes_and_keeps_its_completed_trials(tmp_path):
-    process = _start(tmp_path, max_trials=5, epochs=2)
+    process = _start(tmp_path, max_trials=3, epochs=2)
     deadline = time.monotonic() + 240
-    while len(_completed(tmp_path)) < 2:
+    while not _completed(tmp_path):
         assert process.poll() is None, process.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "no two trials completed in 240 s"
+        assert time.monotonic() < deadline, "no trial completed in 240 s"
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = _completed(tmp_path)
-    assert 2 <= len(before) < 5
+    assert 1 <= len(before) < 3
 
-    result = _finish(_start(tmp_path, max_trials=5, epochs=2), timeout=300)
+    result = _finish(_start(tmp_path, max_trials=3, epochs=2), timeout=300)
     trials = result["trials"]
-    assert len(trials) == 5
+    assert len(trials) == 3
     assert all(status == "COMPLETED" for status, _ in trials.values())
     for trial_id, score in before.items():  # Kept, not re-run.
         assert trials[trial_id][1] == score
@@ -85,9 +85,9 @@ def test_chief_and_two_workers_on_localhost(tmp_path):
         "KERASTUNER_ORACLE_IP": "127.0.0.1",
         "KERASTUNER_ORACLE_PORT": str(_free_port()),
     }
-    chief = _start(tmp_path, 4, KERASTUNER_TUNER_ID="chief", **env)
+    chief = _start(tmp_path, 3, KERASTUNER_TUNER_ID="chief", **env)
     workers = [
-        _start(tmp_path, 4, KERASTUNER_TUNER_ID=f"tuner{i}", **env) for i in range(2)
+        _start(tmp_path, 3, KERASTUNER_TUNER_ID=f"tuner{i}", **env) for i in range(2)
     ]
     try:
         ran = [_finish(worker, timeout=300) for worker in workers]
@@ -96,7 +96,7 @@ def test_chief_and_two_workers_on_localhost(tmp_path):
         for process in [chief, *workers]:
             if process.poll() is None:
                 process.kill()
-    assert sorted(result["trials"]) == ["0", "1", "2", "3"]
+    assert sorted(result["trials"]) == ["0", "1", "2"]
     assert all(status == "COMPLETED" for status, _ in result["trials"].values())
     by_workers = {}
     for worker in ran:

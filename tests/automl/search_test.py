@@ -81,20 +81,6 @@ def test_three_trial_search_under_each_tuner(teacher, data, tmp_path, tuner, ext
     assert len(student.weights) < len(result.best_distiller.weights)
 
 
-def test_plot_json_and_summary(teacher, data, tmp_path):
-    result = _search(teacher, data, tmp_path, max_trials=2)
-    png = result.plot(str(tmp_path / "front.png"))
-    with open(png, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    dumped = json.loads(result.to_json(str(tmp_path / "search.json")))
-    with open(tmp_path / "search.json") as f:
-        assert json.load(f) == dumped
-    assert [t["trial_id"] for t in dumped["trials"]] == ["0", "1"]
-    assert dumped["best_trial"]["trial_id"] in dumped["pareto_front"]
-    lines = result.summary().splitlines()
-    assert len(lines) == 4 and "val_accuracy" in lines[0]
-
-
 def test_over_budget_students_fail_before_training(teacher, data, tmp_path, capfd):
     hypermodel = StudentHyperModel(
         teacher,
@@ -148,6 +134,7 @@ def test_shared_cache_gives_the_same_trials_as_running_the_teacher(
     teacher, data, tmp_path
 ):
     cached = _search(teacher, data, tmp_path / "cached", max_trials=2)
+    _check_plot_json_and_summary(cached, tmp_path)
     uncached = _search(
         teacher, data, tmp_path / "uncached", max_trials=2, teacher_cache=False
     )
@@ -160,6 +147,19 @@ def test_shared_cache_gives_the_same_trials_as_running_the_teacher(
         uncached.best_student.get_weights()[3],
         atol=1e-5,
     )
+
+
+def _check_plot_json_and_summary(result, tmp_path):
+    png = result.plot(str(tmp_path / "front.png"))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    dumped = json.loads(result.to_json(str(tmp_path / "search.json")))
+    with open(tmp_path / "search.json") as f:
+        assert json.load(f) == dumped
+    assert [t["trial_id"] for t in dumped["trials"]] == ["0", "1"]
+    assert dumped["best_trial"]["trial_id"] in dumped["pareto_front"]
+    lines = result.summary().splitlines()
+    assert len(lines) == 4 and "val_accuracy" in lines[0]
 
 
 @pytest.mark.parametrize(
