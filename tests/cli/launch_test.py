@@ -156,7 +156,9 @@ def test_tf_mp_train_on_two_processes(tmp_path):
     # Process 0 wrote the outputs; the others' scratch copies are gone.
     assert sorted(os.listdir(tmp_path)) == [
         "history.json",
+        "logs",  # TensorBoard's, one set of curves.
         "metrics.json",
         "model",
         "training_curves.png",
     ]
+    assert len(list((tmp_path / "logs" / "train").iterdir())) == 1

@@ -267,12 +267,13 @@ def tensorboard_callbacks(args, output):
 
 
 def tensorboard_dir(args, output):
-    """Where the TensorBoard logs go, or None."""
-    return (
-        None
-        if args.no_tensorboard
-        else args.tensorboard or os.path.join(output, "logs")
-    )
+    """Where the TensorBoard logs go, or None. `output` is already this
+    process's own; a `--tensorboard` directory is process 0's alone too."""
+    if args.no_tensorboard:
+        return None
+    if args.tensorboard:
+        return tf_mp.parallel.processes.own_directory(args.tensorboard)
+    return os.path.join(output, "logs")
 
 
 def output_dir(path):
