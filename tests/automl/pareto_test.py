@@ -71,7 +71,15 @@ def test_plot_of_two_trials_writes_a_png(tmp_path):
         {"acc": 0.80, "params": 66_900, "ms": 2.0},
         {"acc": 0.75, "params": 66_900, "ms": 1.5},
     ]
-    path = plot_front(rows, rows, str(tmp_path / "front.png"), "acc", "params", "ms")
+    path = plot_front(
+        rows,
+        rows,
+        str(tmp_path / "front.png"),
+        "acc",
+        "params",
+        "ms",
+        baseline={"acc": 0.85},
+    )
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

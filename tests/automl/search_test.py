@@ -150,7 +150,7 @@ def test_shared_cache_gives_the_same_trials_as_running_the_teacher(
 
 
 def _check_plot_json_and_summary(result, tmp_path):
-    png = result.plot(str(tmp_path / "front.png"))
+    png = result.plot(str(tmp_path / "front.png"), teacher_score=0.75)
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     dumped = json.loads(result.to_json(str(tmp_path / "search.json")))

@@ -104,7 +104,10 @@ def plot_front(
             )
         if baseline and _number(baseline.get(objective)):
             axis.axhline(
-                baseline[objective], color="tab:blue", ls="--", label="teacher"
+                baseline[objective],
+                color="tab:blue",
+                ls="--",
+                label=f"teacher ({figures.readable(baseline[objective])})",
             )
         axis.set_title(f"{objective} against {label.split(' (')[0]}")
         axis.set_xlabel(label)

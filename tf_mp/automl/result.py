@@ -70,9 +70,10 @@ class SearchResult:
     def best_student(self):
         return self.best_distiller.student
 
-    def plot(self, path):
+    def plot(self, path, teacher_score=None):
         """Writes a PNG of the objective against encoder parameters and
-        latency, the Pareto front marked. Returns `path`."""
+        latency, the Pareto front marked, and `teacher_score` (the teacher's
+        value of the objective, if given) as a line. Returns `path`."""
         return pareto.plot_front(
             self.trials,
             self.pareto_front,
@@ -80,6 +81,9 @@ class SearchResult:
             self.objective,
             SIZE_KEY,
             LATENCY_KEY,
+            baseline=None
+            if teacher_score is None
+            else {self.objective: float(teacher_score)},
             maximize=self.direction == "max",
         )
 

@@ -129,9 +129,12 @@ def run(args):
     student = result.best_student
     trials_path = os.path.join(output, "trials.json")
     result.to_json(trials_path)
+    teacher_accuracy = classifiers.accuracy(teacher, x_val, validation.labels)
     paths = {
         "trials": trials_path,
-        "pareto plot": result.plot(os.path.join(output, "pareto.png")),
+        "pareto plot": result.plot(
+            os.path.join(output, "pareto.png"), teacher_score=teacher_accuracy
+        ),
         "best student": common.save_classifier(
             student, preprocessor, os.path.join(output, "best_student")
         ),
@@ -145,9 +148,7 @@ def run(args):
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     return {
         "best_trial": result.best_trial,
-        "teacher_validation_accuracy": classifiers.accuracy(
-            teacher, x_val, validation.labels
-        ),
+        "teacher_validation_accuracy": teacher_accuracy,
         "trials": len(result.trials),
         "completed": sum(t["status"] == "COMPLETED" for t in result.trials),
     }
