@@ -28,6 +28,7 @@ def _search(teacher, data, directory, **kwargs):
     train, validation = data
     kwargs.setdefault("tuner", "random")
     kwargs.setdefault("max_trials", 3)
+    kwargs.setdefault("seed", 1)
     return search_student(
         teacher,
         train,
@@ -35,7 +36,6 @@ def _search(teacher, data, directory, **kwargs):
         batch_size=16,
         directory=str(directory),
         project_name="search",
-        seed=1,
         **kwargs,
     )
 
@@ -170,6 +170,7 @@ def _check_plot_json_and_summary(result, tmp_path):
         ({"max_params": -5}, "max_params=-5"),
         ({"max_latency_ms": "fast"}, "max_latency_ms='fast'"),
         ({"epochs": 1.5}, "epochs=1.5"),
+        ({"seed": -1}, "seed=-1"),
     ],
 )
 def test_bad_arguments(teacher, data, tmp_path, kwargs, match):
@@ -199,3 +200,25 @@ def test_train_with_sample_weights_and_validation_without(teacher, data, tmp_pat
     )
     assert result.trials[0]["status"] == "COMPLETED"
     assert result.teacher_runs == 2  # Different elements: scored one by one.
+
+
+def test_seed_0_is_a_seed(teacher, data, tmp_path):
+    # Keras Tuner takes seed=0 as "no seed" and draws one from Python's global
+    # `random` state; `tf-mp tune` defaults to 0, and on a mesh over several
+    # processes every process must draw the same trials.
+    import random
+
+    drawn = []
+    for state in (1, 2):
+        random.seed(state)
+        result = search_student(
+            teacher,
+            *data,
+            tuner="random",
+            max_trials=1,
+            batch_size=16,
+            directory=str(tmp_path / str(state)),
+            seed=0,
+        )
+        drawn.append(result.trials[0]["hyperparameters"])
+    assert drawn[0] == drawn[1]

@@ -91,7 +91,7 @@ def search_student(
     Raises:
         RuntimeError: when no trial completed (with the first failure's reason).
     """
-    _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms)
+    _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms, seed)
     directory = _directory_of_this_process(directory or ".", seed)
     hypermodel = hypermodel or StudentHyperModel(teacher, seed=seed)
     if hypermodel.teacher is not teacher:
@@ -118,7 +118,11 @@ def search_student(
         directory=directory,
         project_name=project_name,
         overwrite=overwrite,
-        seed=seed,
+        # Keras Tuner's oracles take `seed=0` as no seed and draw one from
+        # Python's global `random` state: `tf-mp tune`'s default seed 0 drew
+        # other trials each run, and would draw other trials in each process
+        # of a mesh. Shifted by one, every seed is a seed.
+        seed=None if seed is None else seed + 1,
         max_trials=max_trials,
         epochs=epochs,
     )
@@ -150,13 +154,14 @@ def _directory_of_this_process(directory, seed):
     return processes.own_directory(directory)
 
 
-def _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms):
+def _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms, seed):
     if tuner not in TUNERS:
         raise ValueError(
             f"`tuner` must be one of {sorted(TUNERS)}. Received: tuner={tuner!r}"
         )
     check_number("max_trials", max_trials, integer=True, low=1)
     check_number("epochs", epochs, integer=True, low=1)
+    check_number("seed", seed, integer=True, low=0, optional=True)
     check_number("max_params", max_params, low=0, low_open=True, optional=True)
     check_number("max_latency_ms", max_latency_ms, low=0, low_open=True, optional=True)
 
