@@ -254,10 +254,9 @@ def add_tensorboard_arguments(parser):
     )
 
 
-def tensorboard_callbacks(args, output):
-    """`[keras.callbacks.TensorBoard]` logging into `--tensorboard` (default
-    `output/logs`), or `[]` with `--no-tensorboard`."""
-    directory = tensorboard_dir(args, output)
+def tensorboard_callbacks(directory):
+    """`[keras.callbacks.TensorBoard]` logging into `directory` (from
+    `tensorboard_dir`), or `[]` when it is None."""
     if directory is None:
         return []
     import keras

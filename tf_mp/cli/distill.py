@@ -62,6 +62,7 @@ def run(args):
     classes = teacher.get_config()["num_classes"]
     train, validation = common.load_data(args, classes)
     output = common.output_dir(args.output)
+    logs = common.tensorboard_dir(args, output)
     student = make_student(args, teacher)
     distiller = tf_mp.Distiller(
         teacher,
@@ -97,7 +98,7 @@ def run(args):
         data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(args, output),
+        callbacks=common.tensorboard_callbacks(logs),
     )
     seconds = time.perf_counter() - start
     figures = {}
@@ -127,7 +128,7 @@ def run(args):
         "comparison": plots.comparison(
             figures, os.path.join(output, "teacher_vs_student.png")
         ),
-        "tensorboard": common.tensorboard_dir(args, output),
+        "tensorboard": logs,
     }
     paths = {name: path for name, path in paths.items() if path}
     t, s = figures["teacher"], figures["student"]

@@ -35,6 +35,7 @@ def run(args):
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
     output = common.output_dir(args.output)
+    logs = common.tensorboard_dir(args, output)
     import keras
 
     model, preprocessor = common.load_classifier(
@@ -65,7 +66,7 @@ def run(args):
         validation_data=val_data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(args, output),
+        callbacks=common.tensorboard_callbacks(logs),
     ).history
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in history.items()}
@@ -93,7 +94,7 @@ def run(args):
         "curves": plots.training_curves(
             history, os.path.join(output, "training_curves.png")
         ),
-        "tensorboard": common.tensorboard_dir(args, output),
+        "tensorboard": logs,
     }
     paths = {name: path for name, path in paths.items() if path}
     print()

@@ -61,12 +61,14 @@ def _choices(flag, text, kind):
 
 
 def run(args):
-    for init in _choices("--init", args.init, str):
+    inits = _choices("--init", args.init, str)
+    learning_rates = _choices("--learning-rates", args.learning_rates, float)
+    for init in inits:
         if init not in ("teacher", "random"):
             raise common.UsageError(
                 f"--init takes teacher and/or random. Received: --init {args.init}"
             )
-    for rate in _choices("--learning-rates", args.learning_rates, float):
+    for rate in learning_rates:
         if not rate > 0:
             raise common.UsageError(
                 "--learning-rates must be > 0. Received: "
@@ -106,8 +108,8 @@ def run(args):
 
     hypermodel = tf_mp.automl.StudentHyperModel(
         teacher,
-        init=_choices("--init", args.init, str),
-        learning_rate=_choices("--learning-rates", args.learning_rates, float),
+        init=inits,
+        learning_rate=learning_rates,
         seed=args.seed,
     )
     result = tf_mp.automl.search_student(
