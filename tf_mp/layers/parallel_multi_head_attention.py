@@ -16,28 +16,11 @@ def attention_weight_axes(model_axis, prefix=""):
     }
 
 
-@keras.saving.register_keras_serializable(package="tf_mp")
-class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
-    """`keras.layers.MultiHeadAttention` with its heads split over a mesh axis.
-
-    The query, key and value projections are column-parallel (each device owns
-    `num_heads / k` heads and computes their attention locally) and the output
-    projection is row-parallel: one all-reduce per call in the forward pass,
-    one in the backward pass. Weight names and shapes are those of
-    `keras.layers.MultiHeadAttention`, so weights copy over one to one. Without
-    a mesh it is an ordinary `MultiHeadAttention`.
-
-    Args:
-        num_heads: int. Number of heads; must be divisible by the `model_axis`
-            size.
-        key_dim: int. Size of each head for query and key.
-        model_axis: str. The mesh axis heads are split over. Defaults to
-            `"model"`.
-        **kwargs: passed to `keras.layers.MultiHeadAttention`.
-
-    References:
-        - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
-    """
+class HeadParallel:
+    """What tf_mp's head-parallel attention layers share, mixed into a
+    `keras.layers.MultiHeadAttention` subclass: the `model_axis` argument, the
+    Megatron weight axes, the divisibility check and, under the TPUStrategy
+    engine, per-head annotations of the projections."""
 
     def __init__(self, num_heads, key_dim, model_axis="model", **kwargs):
         super().__init__(num_heads, key_dim, **kwargs)
@@ -62,6 +45,43 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
         )
         output, scores = super()._compute_attention(query, key, value, *args, **kwargs)
         return api.annotate(output, heads, self.model_axis), scores
+
+    def _reduce_first_output(self, outputs):
+        # (batch, seq, hidden): head partial sums reduced; scores or a cache
+        # that come with it are left as they are.
+        if isinstance(outputs, tuple):
+            output = api.reduce_from_model_parallel_region(outputs[0], self.model_axis)
+            return (output, *outputs[1:])
+        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
+
+    def get_config(self):
+        config = super().get_config()
+        config["model_axis"] = self.model_axis
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_mp")
+class ParallelMultiHeadAttention(HeadParallel, keras.layers.MultiHeadAttention):
+    """`keras.layers.MultiHeadAttention` with its heads split over a mesh axis.
+
+    The query, key and value projections are column-parallel (each device owns
+    `num_heads / k` heads and computes their attention locally) and the output
+    projection is row-parallel: one all-reduce per call in the forward pass,
+    one in the backward pass. Weight names and shapes are those of
+    `keras.layers.MultiHeadAttention`, so weights copy over one to one. Without
+    a mesh it is an ordinary `MultiHeadAttention`.
+
+    Args:
+        num_heads: int. Number of heads; must be divisible by the `model_axis`
+            size.
+        key_dim: int. Size of each head for query and key.
+        model_axis: str. The mesh axis heads are split over. Defaults to
+            `"model"`.
+        **kwargs: passed to `keras.layers.MultiHeadAttention`.
+
+    References:
+        - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
+    """
 
     def call(
         self,
@@ -92,14 +112,4 @@ class ParallelMultiHeadAttention(keras.layers.MultiHeadAttention):
             training=training,
             use_causal_mask=use_causal_mask,
         )
-        if return_attention_scores:  # (output, scores)
-            output, scores = outputs
-            output = api.reduce_from_model_parallel_region(output, self.model_axis)
-            return output, scores
-        # (batch, seq, hidden): head partial sums reduced.
-        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
-
-    def get_config(self):
-        config = super().get_config()
-        config["model_axis"] = self.model_axis
-        return config
+        return self._reduce_first_output(outputs)

@@ -1,11 +1,10 @@
 import keras
 import keras_hub
 
+from tf_mp.layers import block_parts as parts
 from tf_mp.layers import sharding
-from tf_mp.layers.column_parallel_dense import ColumnParallelDense
 from tf_mp.layers.parallel_multi_head_attention import ParallelMultiHeadAttention
 from tf_mp.layers.parallel_multi_head_attention import attention_weight_axes
-from tf_mp.layers.row_parallel_dense import RowParallelDense
 from tf_mp.parallel import api
 
 
@@ -13,11 +12,7 @@ def encoder_weight_axes(model_axis):
     """Megatron axes of a BERT encoder block's weights, by path regex."""
     m = model_axis
     axes = attention_weight_axes(m, prefix=r"self_attention_layer/")
-    # feedforward_intermediate_dense kernel: (hidden, ff), bias: (ff,).
-    axes[r"feedforward_intermediate_dense/kernel$"] = (None, m)
-    axes[r"feedforward_intermediate_dense/bias$"] = (m,)
-    # feedforward_output_dense kernel: (ff, hidden), bias replicated.
-    axes[r"feedforward_output_dense/kernel$"] = (m, None)
+    axes.update(parts.feedforward_weight_axes(m))
     return axes
 
 
@@ -57,72 +52,37 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
 
     def build(self, inputs_shape):
         hidden_dim = int(inputs_shape[-1])
-        if hidden_dim < self.num_heads:
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}': the hidden size must be >= "
-                f"`num_heads`. Received: hidden size={hidden_dim}, "
-                f"num_heads={self.num_heads}"
-            )
+        parts.check_hidden_size(self, hidden_dim)
         sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
         sharding.check_divisible(
             self, "intermediate_dim", self.intermediate_dim, self.model_axis
         )
-        # keras-hub's sublayers, names and shapes, made of tf_mp's parallel layers.
-        common = dict(model_axis=self.model_axis, dtype=self.dtype_policy)
+        # keras-hub's sublayers, names, shapes and creation order (the order of
+        # `get_weights()`), made of tf_mp's parallel layers.
         with api.declare_axes(self.weight_axes()):
             self._self_attention_layer = ParallelMultiHeadAttention(
                 num_heads=self.num_heads,
                 key_dim=hidden_dim // self.num_heads,
                 dropout=self.dropout,
                 name="self_attention_layer",
-                **self._initializers(),
-                **common,
+                model_axis=self.model_axis,
+                dtype=self.dtype_policy,
+                **parts.initializers(self),
             )
             self._self_attention_layer.build(inputs_shape, inputs_shape)
-            self._self_attention_layer_norm = self._layer_norm(
-                "self_attention_layer_norm", inputs_shape
+            self._self_attention_layer_norm = parts.layer_norm(
+                self, "self_attention_layer_norm", inputs_shape
             )
-            self._self_attention_dropout = keras.layers.Dropout(
-                self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
+            self._self_attention_dropout = parts.dropout(self, "self_attention_dropout")
+            self._feedforward_layer_norm = parts.layer_norm(
+                self, "feedforward_layer_norm", inputs_shape
             )
-            self._feedforward_layer_norm = self._layer_norm(
-                "feedforward_layer_norm", inputs_shape
+            self._feedforward_intermediate_dense = parts.intermediate_dense(
+                self, inputs_shape
             )
-            self._feedforward_intermediate_dense = ColumnParallelDense(
-                self.intermediate_dim,
-                activation=self.activation,
-                name="feedforward_intermediate_dense",
-                **self._initializers(),
-                **common,
-            )
-            self._feedforward_intermediate_dense.build(inputs_shape)
-            self._feedforward_output_dense = RowParallelDense(
-                hidden_dim,
-                name="feedforward_output_dense",
-                **self._initializers(),
-                **common,
-            )
-            self._feedforward_output_dense.build(
-                tuple(inputs_shape[:-1]) + (self.intermediate_dim,)
-            )
-            self._feedforward_dropout = keras.layers.Dropout(
-                self.dropout, dtype=self.dtype_policy, name="feedforward_dropout"
-            )
+            self._feedforward_output_dense = parts.output_dense(self, inputs_shape)
+            self._feedforward_dropout = parts.dropout(self, "feedforward_dropout")
         self.built = True
-
-    def _initializers(self):
-        # A fresh initializer per sublayer, as keras-hub's `clone_initializer`.
-        return {
-            "kernel_initializer": _clone(self.kernel_initializer),
-            "bias_initializer": _clone(self.bias_initializer),
-        }
-
-    def _layer_norm(self, name, inputs_shape):
-        layer = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
-        layer.build(inputs_shape)
-        return layer
 
     def call(
         self,
@@ -152,6 +112,3 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
         config["model_axis"] = self.model_axis
         return config
 
-
-def _clone(initializer):
-    return initializer.__class__.from_config(initializer.get_config())

@@ -52,7 +52,9 @@ class ParallelBertBackbone(keras_hub.models.BertBackbone):
     # call it with inputs and outputs).
     def __init__(self, model_axis="model", **kwargs):
         blocks = functools.partial(ParallelTransformerEncoder, model_axis=model_axis)
-        with keras_compat.bert_encoder_class(blocks):
+        with keras_compat.block_classes(
+            keras_hub.models.BertBackbone, TransformerEncoder=blocks
+        ):
             super().__init__(**kwargs)
         self.model_axis = model_axis
 

@@ -1,12 +1,9 @@
-"""`partition_bert`: a keras-hub BERT backbone with tensor-parallel encoder blocks."""
-
-import contextlib
+"""`partition_bert`: a keras-hub BERT backbone with tensor-parallel encoder blocks
+(the BERT case of `tf_mp.models.partition`)."""
 
 import keras_hub
 
-from tf_mp.models.parallel_bert_backbone import ParallelBertBackbone
-from tf_mp.parallel.layout_map import LayoutMap
-from tf_mp.parallel.model_parallel import ModelParallel
+from tf_mp.models.partition import partition
 
 
 def partition_bert(backbone, mesh=None, model_axis="model", shard_embeddings=True):
@@ -52,15 +49,6 @@ def partition_bert(backbone, mesh=None, model_axis="model", shard_embeddings=Tru
             "`backbone` must be a `keras_hub.models.BertBackbone`. "
             f"Received: {backbone!r} of type {type(backbone).__name__}"
         )
-    config = backbone.get_config()
-    config["model_axis"] = model_axis
-    scope = contextlib.nullcontext()
-    if mesh is not None:
-        layout_map = LayoutMap(mesh)
-        if shard_embeddings:
-            layout_map[r"token_embedding/embeddings$"] = (None, model_axis)
-        scope = ModelParallel(mesh, layout_map).scope()
-    with scope:
-        partitioned = ParallelBertBackbone.from_config(config)
-    partitioned.set_weights(backbone.get_weights())
-    return partitioned
+    return partition(
+        backbone, mesh, model_axis=model_axis, shard_embeddings=shard_embeddings
+    )

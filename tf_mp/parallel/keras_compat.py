@@ -4,17 +4,18 @@ upgrade of either).
 * `keras.src.models.functional.Functional`: is a model a graph of layers.
 * `keras.src.losses.loss.unscale_loss_for_distribution`: a loss scaled for a
   `tf.distribute` replica, back to its mean.
-* `keras_hub.src.models.bert.bert_backbone.TransformerEncoder`: the name
-  `BertBackbone.__init__` builds its encoder blocks from. Swapping it while a
-  backbone is constructed gives a real `BertBackbone` (same constructor, config,
-  attributes and functional graph) whose blocks are another class.
+* The module-level names `TransformerEncoder` / `TransformerDecoder` that
+  keras-hub backbones (`bert_backbone`, `roberta_backbone`, `gpt2_backbone`,
+  ...) build their blocks from. Swapping them while a backbone is constructed
+  gives a real backbone of the same class (constructor, config, attributes,
+  functional graph) whose blocks are another class.
 """
 
 import contextlib
+import sys
 
 from keras.src.losses import loss as _keras_loss
 from keras.src.models import functional as _keras_functional
-from keras_hub.src.models.bert import bert_backbone as _bert_backbone
 
 
 def is_functional(model):
@@ -27,12 +28,38 @@ def unscale_loss_for_distribution(value):
     return _keras_loss.unscale_loss_for_distribution(value)
 
 
+BLOCK_NAMES = ("TransformerEncoder", "TransformerDecoder")
+
+
+def block_modules(backbone_class):
+    """The modules of `backbone_class` and its bases that name a keras-hub block
+    class (`XLMRobertaBackbone` builds its blocks in `roberta_backbone`)."""
+    modules = []
+    for cls in backbone_class.__mro__:
+        module = sys.modules.get(cls.__module__)
+        if module is not None and module not in modules:
+            if any(hasattr(module, name) for name in BLOCK_NAMES):
+                modules.append(module)
+    return modules
+
+
+def uses_block(backbone_class, name):
+    """Whether `backbone_class` builds blocks from keras-hub's `name` class."""
+    return any(hasattr(module, name) for module in block_modules(backbone_class))
+
+
 @contextlib.contextmanager
-def bert_encoder_class(factory):
-    """While open, `BertBackbone(...)` builds its blocks with `factory(...)`."""
-    original = _bert_backbone.TransformerEncoder
-    _bert_backbone.TransformerEncoder = factory
+def block_classes(backbone_class, **factories):
+    """While open, `backbone_class(...)` builds its `TransformerEncoder` /
+    `TransformerDecoder` blocks with the given factories (keyword: block name)."""
+    swapped = []
     try:
+        for module in block_modules(backbone_class):
+            for name, factory in factories.items():
+                if hasattr(module, name):
+                    swapped.append((module, name, getattr(module, name)))
+                    setattr(module, name, factory)
         yield
     finally:
-        _bert_backbone.TransformerEncoder = original
+        for module, name, original in reversed(swapped):
+            setattr(module, name, original)

@@ -1,0 +1,80 @@
+"""Sublayers tf_mp's parallel transformer blocks build the way keras-hub's
+`TransformerEncoder` and `TransformerDecoder` do: same names, shapes and
+initializers, so weights copy over one to one."""
+
+import keras
+
+from tf_mp.layers.column_parallel_dense import ColumnParallelDense
+from tf_mp.layers.row_parallel_dense import RowParallelDense
+
+
+def feedforward_weight_axes(model_axis):
+    """Megatron axes of a keras-hub block's feed-forward, by path regex."""
+    m = model_axis
+    return {
+        # feedforward_intermediate_dense kernel: (hidden, ff), bias: (ff,).
+        r"feedforward_intermediate_dense/kernel$": (None, m),
+        r"feedforward_intermediate_dense/bias$": (m,),
+        # feedforward_output_dense kernel: (ff, hidden), bias replicated.
+        r"feedforward_output_dense/kernel$": (m, None),
+    }
+
+
+def initializers(block):
+    """A fresh initializer per sublayer, as keras-hub's `clone_initializer`."""
+    return {
+        "kernel_initializer": _clone(block.kernel_initializer),
+        "bias_initializer": _clone(block.bias_initializer),
+    }
+
+
+def layer_norm(block, name, inputs_shape):
+    layer = keras.layers.LayerNormalization(
+        epsilon=block.layer_norm_epsilon, dtype=block.dtype_policy, name=name
+    )
+    layer.build(inputs_shape)
+    return layer
+
+
+def dropout(block, name):
+    return keras.layers.Dropout(block.dropout, dtype=block.dtype_policy, name=name)
+
+
+def intermediate_dense(block, inputs_shape):
+    """The column-parallel first feed-forward projection, built."""
+    layer = ColumnParallelDense(
+        block.intermediate_dim,
+        activation=block.activation,
+        name="feedforward_intermediate_dense",
+        model_axis=block.model_axis,
+        dtype=block.dtype_policy,
+        **initializers(block),
+    )
+    layer.build(inputs_shape)
+    return layer
+
+
+def output_dense(block, inputs_shape):
+    """The row-parallel second feed-forward projection, built."""
+    layer = RowParallelDense(
+        int(inputs_shape[-1]),
+        name="feedforward_output_dense",
+        model_axis=block.model_axis,
+        dtype=block.dtype_policy,
+        **initializers(block),
+    )
+    layer.build(tuple(inputs_shape[:-1]) + (block.intermediate_dim,))
+    return layer
+
+
+def check_hidden_size(block, hidden_dim):
+    if hidden_dim < block.num_heads:
+        raise ValueError(
+            f"{type(block).__name__} '{block.name}': the hidden size must be >= "
+            f"`num_heads`. Received: hidden size={hidden_dim}, "
+            f"num_heads={block.num_heads}"
+        )
+
+
+def _clone(initializer):
+    return initializer.__class__.from_config(initializer.get_config())

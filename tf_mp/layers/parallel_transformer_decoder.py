@@ -1,0 +1,124 @@
+import keras
+import keras_hub
+
+from tf_mp.layers import block_parts as parts
+from tf_mp.layers import sharding
+from tf_mp.layers.parallel_cached_multi_head_attention import (
+    ParallelCachedMultiHeadAttention,
+)
+from tf_mp.layers.parallel_multi_head_attention import attention_weight_axes
+from tf_mp.parallel import api
+
+
+def decoder_weight_axes(model_axis):
+    """Megatron axes of a keras-hub decoder block's weights, by path regex."""
+    m = model_axis
+    axes = attention_weight_axes(m, prefix=r"(self|cross)_attention/")
+    axes.update(parts.feedforward_weight_axes(m))
+    return axes
+
+
+@keras.saving.register_keras_serializable(package="tf_mp")
+class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
+    """keras-hub's `TransformerDecoder` block (GPT-2's), split Megatron-style.
+
+    Same sublayers, names, weight shapes and creation order as keras-hub's
+    block, so its weights copy over one to one. Self-attention (and
+    cross-attention, when the block is built with an encoder sequence) is split
+    by heads over `model_axis` (`ParallelCachedMultiHeadAttention`, which keeps
+    keras-hub's key/value cache arguments), and the feed-forward is split
+    column- then row-parallel: one all-reduce after each attention and one
+    after the feed-forward in the forward pass. Causal masks, padding masks,
+    `normalize_first`, dtype policies and serialization are inherited. Without
+    a mesh it is keras-hub's `TransformerDecoder`.
+
+    Args:
+        intermediate_dim: int. Feed-forward size; must be divisible by the
+            `model_axis` size.
+        num_heads: int. Number of heads; must be divisible by the `model_axis`
+            size.
+        model_axis: str. The tensor-parallel mesh axis. Defaults to `"model"`.
+        **kwargs: passed to `keras_hub.layers.TransformerDecoder`.
+
+    References:
+        - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
+    """
+
+    def __init__(self, intermediate_dim, num_heads, model_axis="model", **kwargs):
+        super().__init__(intermediate_dim, num_heads, **kwargs)
+        self.model_axis = model_axis
+
+    def weight_axes(self):
+        """Mesh axes per weight: `{path regex: axes}`."""
+        return decoder_weight_axes(self.model_axis)
+
+    def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
+        self._decoder_sequence_shape = decoder_sequence_shape
+        self._encoder_sequence_shape = encoder_sequence_shape
+        hidden_dim = int(decoder_sequence_shape[-1])
+        parts.check_hidden_size(self, hidden_dim)
+        sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
+        sharding.check_divisible(
+            self, "intermediate_dim", self.intermediate_dim, self.model_axis
+        )
+        head_dim = hidden_dim // self.num_heads
+        with api.declare_axes(self.weight_axes()):
+            self._self_attention_layer = self._attention("self_attention", head_dim)
+            self._self_attention_layer.build(
+                decoder_sequence_shape, decoder_sequence_shape
+            )
+            self._self_attention_layer_norm = parts.layer_norm(
+                self, "self_attention_layer_norm", decoder_sequence_shape
+            )
+            self._self_attention_dropout = parts.dropout(self, "self_attention_dropout")
+            self._cross_attention_layer = None
+            if encoder_sequence_shape:
+                self._cross_attention_layer = self._attention(
+                    "cross_attention", head_dim, value_dim=head_dim
+                )
+                self._cross_attention_layer.build(
+                    decoder_sequence_shape, encoder_sequence_shape
+                )
+                self._cross_attention_layer_norm = parts.layer_norm(
+                    self, "cross_attention_layer_norm", decoder_sequence_shape
+                )
+                self._cross_attention_dropout = parts.dropout(
+                    self, "cross_attention_dropout"
+                )
+            self._feedforward_intermediate_dense = parts.intermediate_dense(
+                self, decoder_sequence_shape
+            )
+            self._feedforward_output_dense = parts.output_dense(
+                self, decoder_sequence_shape
+            )
+            self._feedforward_layer_norm = parts.layer_norm(
+                self, "feedforward_layer_norm", decoder_sequence_shape
+            )
+            self._feedforward_dropout = parts.dropout(self, "feedforward_dropout")
+        self.built = True
+
+    def _attention(self, name, head_dim, **kwargs):
+        return ParallelCachedMultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=head_dim,
+            dropout=self.dropout,
+            name=name,
+            model_axis=self.model_axis,
+            dtype=self.dtype_policy,
+            **parts.initializers(self),
+            **kwargs,
+        )
+
+    def call(self, decoder_sequence, encoder_sequence=None, **kwargs):
+        outputs = super().call(decoder_sequence, encoder_sequence, **kwargs)
+        # (batch, seq, hidden): replicated between blocks; a returned cache is
+        # left as it is.
+        if isinstance(outputs, tuple):
+            hidden = api.reduce_from_model_parallel_region(outputs[0], self.model_axis)
+            return (hidden, *outputs[1:])
+        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
+
+    def get_config(self):
+        config = super().get_config()
+        config["model_axis"] = self.model_axis
+        return config
