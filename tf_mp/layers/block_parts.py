@@ -4,8 +4,10 @@ initializers, so weights copy over one to one."""
 
 import keras
 
+from tf_mp.layers import sharding
 from tf_mp.layers.column_parallel_dense import ColumnParallelDense
 from tf_mp.layers.row_parallel_dense import RowParallelDense
+from tf_mp.parallel import api
 
 
 def feedforward_weight_axes(model_axis):
@@ -67,13 +69,29 @@ def output_dense(block, inputs_shape):
     return layer
 
 
-def check_hidden_size(block, hidden_dim):
+def check_block(block, hidden_dim):
+    """Raises unless `block`'s heads fit its hidden size and its heads and
+    feed-forward can be split over its `model_axis`."""
     if hidden_dim < block.num_heads:
         raise ValueError(
             f"{type(block).__name__} '{block.name}': the hidden size must be >= "
             f"`num_heads`. Received: hidden size={hidden_dim}, "
             f"num_heads={block.num_heads}"
         )
+    sharding.check_divisible(block, "num_heads", block.num_heads, block.model_axis)
+    sharding.check_divisible(
+        block, "intermediate_dim", block.intermediate_dim, block.model_axis
+    )
+
+
+def reduce_first_output(outputs, model_axis):
+    """A block's or attention layer's `(batch, seq, hidden)` output replicated
+    (partial sums reduced, or the layout pinned); attention scores or a cache
+    returned with it (a tuple) are left as they are."""
+    if isinstance(outputs, tuple):
+        first = api.reduce_from_model_parallel_region(outputs[0], model_axis)
+        return (first, *outputs[1:])
+    return api.reduce_from_model_parallel_region(outputs, model_axis)
 
 
 def _clone(initializer):

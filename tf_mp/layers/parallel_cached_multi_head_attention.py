@@ -1,6 +1,7 @@
 import keras
 import keras_hub
 
+from tf_mp.layers import block_parts as parts
 from tf_mp.layers.parallel_multi_head_attention import HeadParallel
 from tf_mp.parallel import api
 
@@ -52,4 +53,4 @@ class ParallelCachedMultiHeadAttention(
             return_attention_scores=return_attention_scores,
             training=training,
         )
-        return self._reduce_first_output(outputs)
+        return parts.reduce_first_output(outputs, self.model_axis)

@@ -1,5 +1,6 @@
 import keras
 
+from tf_mp.layers import block_parts as parts
 from tf_mp.layers import sharding
 from tf_mp.parallel import api
 
@@ -45,14 +46,6 @@ class HeadParallel:
         )
         output, scores = super()._compute_attention(query, key, value, *args, **kwargs)
         return api.annotate(output, heads, self.model_axis), scores
-
-    def _reduce_first_output(self, outputs):
-        # (batch, seq, hidden): head partial sums reduced; scores or a cache
-        # that come with it are left as they are.
-        if isinstance(outputs, tuple):
-            output = api.reduce_from_model_parallel_region(outputs[0], self.model_axis)
-            return (output, *outputs[1:])
-        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()
@@ -112,4 +105,4 @@ class ParallelMultiHeadAttention(HeadParallel, keras.layers.MultiHeadAttention):
             training=training,
             use_causal_mask=use_causal_mask,
         )
-        return self._reduce_first_output(outputs)
+        return parts.reduce_first_output(outputs, self.model_axis)

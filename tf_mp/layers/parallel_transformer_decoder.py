@@ -2,7 +2,6 @@ import keras
 import keras_hub
 
 from tf_mp.layers import block_parts as parts
-from tf_mp.layers import sharding
 from tf_mp.layers.parallel_cached_multi_head_attention import (
     ParallelCachedMultiHeadAttention,
 )
@@ -56,11 +55,7 @@ class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
         self._decoder_sequence_shape = decoder_sequence_shape
         self._encoder_sequence_shape = encoder_sequence_shape
         hidden_dim = int(decoder_sequence_shape[-1])
-        parts.check_hidden_size(self, hidden_dim)
-        sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
-        sharding.check_divisible(
-            self, "intermediate_dim", self.intermediate_dim, self.model_axis
-        )
+        parts.check_block(self, hidden_dim)
         head_dim = hidden_dim // self.num_heads
         with api.declare_axes(self.weight_axes()):
             self._self_attention_layer = self._attention("self_attention", head_dim)
@@ -111,12 +106,8 @@ class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
 
     def call(self, decoder_sequence, encoder_sequence=None, **kwargs):
         outputs = super().call(decoder_sequence, encoder_sequence, **kwargs)
-        # (batch, seq, hidden): replicated between blocks; a returned cache is
-        # left as it is.
-        if isinstance(outputs, tuple):
-            hidden = api.reduce_from_model_parallel_region(outputs[0], self.model_axis)
-            return (hidden, *outputs[1:])
-        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
+        # (batch, seq, hidden): replicated between blocks.
+        return parts.reduce_first_output(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()

@@ -2,7 +2,6 @@ import keras
 import keras_hub
 
 from tf_mp.layers import block_parts as parts
-from tf_mp.layers import sharding
 from tf_mp.layers.parallel_multi_head_attention import ParallelMultiHeadAttention
 from tf_mp.layers.parallel_multi_head_attention import attention_weight_axes
 from tf_mp.parallel import api
@@ -52,11 +51,7 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
 
     def build(self, inputs_shape):
         hidden_dim = int(inputs_shape[-1])
-        parts.check_hidden_size(self, hidden_dim)
-        sharding.check_divisible(self, "num_heads", self.num_heads, self.model_axis)
-        sharding.check_divisible(
-            self, "intermediate_dim", self.intermediate_dim, self.model_axis
-        )
+        parts.check_block(self, hidden_dim)
         # keras-hub's sublayers, names, shapes and creation order (the order of
         # `get_weights()`), made of tf_mp's parallel layers.
         with api.declare_axes(self.weight_axes()):
@@ -101,14 +96,9 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
         )
         # (batch, seq, hidden): replicated between blocks (the feed-forward's
         # partial sums are already reduced; this pins the layout).
-        if return_attention_scores:
-            hidden, scores = outputs
-            hidden = api.reduce_from_model_parallel_region(hidden, self.model_axis)
-            return hidden, scores
-        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
+        return parts.reduce_first_output(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()
         config["model_axis"] = self.model_axis
         return config
-
