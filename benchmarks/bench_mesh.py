@@ -6,7 +6,12 @@ at seq 64, batch 32 on: single device, 1x2 and 1x4 tensor-parallel meshes
 (`tf_mp.bert_layout_map`) and a 2x1 data-parallel mesh. `--model tiny` trains
 a randomly initialised BERT (2 layers, hidden 64, 4 heads, intermediate 128) at
 seq 16, batch 8 on single device, 1x2, 2x1 and 2x2: steps of a few
-milliseconds, where the engine's fixed cost per step shows. Step times are measured interleaved: every round times
+milliseconds, where the engine's fixed cost per step shows. `--family gpt2` or
+`--family gemma` trains a small randomly initialised `GPT2CausalLM` /
+`GemmaCausalLM` (4 layers, hidden 256, 8 heads, feed-forward 1024, vocabulary
+8000) at seq 64, batch 8 on single device, 1x2 and 1x4, its backbone split by
+`tf_mp.models.partition` under `tf_mp.models.backbone_layout_map`. Step times
+are measured interleaved: every round times
 each setup in a shuffled order, each ratio is taken against the single-device
 time of the same round, and the median over rounds is reported with its range.
 Prints one JSON line.
@@ -38,12 +43,29 @@ SETUPS = {
 DEFAULTS = {  # seq_len, batch_size, steps per round
     "minilm": (64, 32, 3),
     "tiny": (16, 8, 20),
+    "causal_lm": (64, 8, 5),
 }
+FAMILY_SETUPS = {"single": None, "1x2": (1, 2), "1x4": (1, 4)}
+FAMILIES = ("bert", "gpt2", "gemma")
+VOCAB = 8000
+# Block weights of every family, by path.
+BLOCK_PATH = ("transformer_layer_", "decoder_block_")
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(SETUPS), default="minilm")
+    parser.add_argument(
+        "--model",
+        choices=sorted(SETUPS),
+        default="minilm",
+        help="The BERT classifier to time (with --family bert).",
+    )
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="bert",
+        help="gpt2 / gemma: a small causal LM of that keras-hub family instead.",
+    )
     parser.add_argument("--preset", help="BERT preset name or local HF directory.")
     parser.add_argument("--seq-len", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -68,6 +90,8 @@ def parse_args():
         help="Split the first device of this type into 4 logical devices.",
     )
     args = parser.parse_args()
+    if args.family != "bert":
+        args.model = "causal_lm"
     seq_len, batch_size, steps = DEFAULTS[args.model]
     args.seq_len = args.seq_len or seq_len
     args.batch_size = args.batch_size or batch_size
@@ -76,7 +100,7 @@ def parse_args():
         parser.error(
             f"--steps-per-execution must be >= 1. Received: {args.steps_per_execution}"
         )
-    known = SETUPS[args.model]
+    known = FAMILY_SETUPS if args.family != "bert" else SETUPS[args.model]
     if args.setups:
         wanted = {"single", *args.setups.split(",")}
         unknown = sorted(wanted - set(known))
@@ -122,6 +146,31 @@ def build_classifier(preset, seq_len):
     )
 
 
+def build_causal_lm(family, seq_len):
+    """A small causal LM of `family`, seeded, dropout 0: `(backbone, task)` where
+    `task(backbone)` makes the task model around a backbone."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    shape = dict(vocabulary_size=VOCAB, num_layers=4, hidden_dim=256)
+    if family == "gpt2":
+        backbone = keras_hub.models.GPT2Backbone(
+            **shape, num_heads=8, intermediate_dim=1024, max_sequence_length=seq_len
+        )
+        task = keras_hub.models.GPT2CausalLM
+    else:
+        backbone = keras_hub.models.GemmaBackbone(
+            **shape,
+            num_query_heads=8,
+            num_key_value_heads=8,
+            head_dim=32,
+            intermediate_dim=2048,  # two gating kernels of 1024
+        )
+        task = keras_hub.models.GemmaCausalLM
+    return backbone, lambda b: task(b, preprocessor=None)
+
+
 def main():
     args = parse_args()
     preset = None
@@ -138,14 +187,26 @@ def main():
     def classifier():
         return build_classifier(preset, args.seq_len)
 
+    def causal_lm(mesh=None):
+        backbone, task = build_causal_lm(args.family, args.seq_len)
+        if mesh is None:
+            return task(backbone)
+        layout_map = tf_mp.models.backbone_layout_map(backbone, mesh)
+        with tf_mp.ModelParallel(mesh, layout_map).scope():
+            return task(tf_mp.models.partition(backbone))
+
     def build(name, mesh_shape):
-        if mesh_shape is None:
-            model = classifier()
-        else:
+        mesh = None
+        if mesh_shape is not None:
             mesh = tf_mp.Mesh(
                 {"batch": mesh_shape[0], "model": mesh_shape[1]},
                 device_type=args.device,
             )
+        if args.family != "bert":
+            model = causal_lm(mesh)
+        elif mesh is None:
+            model = classifier()
+        else:
             layout_map = tf_mp.bert_layout_map(mesh)
             if name.endswith("_hidden_split"):
                 del layout_map[r"token_embedding/output$"]
@@ -164,12 +225,17 @@ def main():
     rng = np.random.default_rng(0)
     b, s = args.batch_size, args.seq_len
     token_range = (1000, 30000) if preset else (1, 1000)
+    if args.family != "bert":
+        token_range = (1, VOCAB)
     x = {
         "token_ids": rng.integers(*token_range, size=(b, s)).astype("int32"),
         "segment_ids": np.zeros((b, s), "int32"),
         "padding_mask": np.ones((b, s), "int32"),
     }
     y = rng.integers(0, 2, size=(b,))
+    if args.family != "bert":
+        x = {"token_ids": x["token_ids"], "padding_mask": x["padding_mask"]}
+        y = rng.integers(1, VOCAB, size=(b, s))
     # `fit` data: --steps copies of the batch.
     xs = {k: np.concatenate([v] * args.steps) for k, v in x.items()}
     ys = np.concatenate([y] * args.steps)
@@ -204,14 +270,19 @@ def main():
         for name in ratios:
             ratios[name].append(seconds[name] / seconds["single"])
 
-    def encoder_fraction(model):
+    def block_fraction(model):
+        """Per-device bytes of the blocks' weights and optimizer slots."""
         report = tf_mp.shard_report(model, include_optimizer=True)
-        rows = [r for r in report.rows if "transformer_layer_" in r.path]
+        rows = [r for r in report.rows if any(p in r.path for p in BLOCK_PATH)]
         return sum(r.bytes_per_device for r in rows) / sum(r.bytes for r in rows)
+
+    def model_fraction(model):
+        return tf_mp.shard_report(model, include_optimizer=True).fraction_per_device
 
     result = {
         "benchmark": "bench_mesh",
         "model": args.model,
+        "family": args.family,
         "device": args.device,
         "preset": os.path.basename(os.path.normpath(preset)) if preset else None,
         "seq_len": s,
@@ -227,7 +298,12 @@ def main():
             name: [round(min(r), 3), round(max(r), 3)] for name, r in ratios.items()
         },
         "encoder_bytes_per_device_fraction": {
-            name: round(encoder_fraction(models[name]), 4)
+            name: round(block_fraction(models[name]), 4)
+            for name in models
+            if name != "single"
+        },
+        "model_bytes_per_device_fraction": {
+            name: round(model_fraction(models[name]), 4)
             for name in models
             if name != "single"
         },
