@@ -62,14 +62,27 @@ def test_without_a_mesh_the_same_class_computes_the_same(family):
     backbone = families.backbone(family)
     partitioned = tf_mp.models.partition(backbone)
     assert isinstance(partitioned, type(backbone))
-    assert partitioned.get_config() == backbone.get_config() | (
-        {"model_axis": "model"} if family == "bert" else {}
-    )
     blocks = [b for b in partitioned.layers if isinstance(b, PARALLEL_BLOCKS)]
     own_blocks = family in ("gemma", "llama")
     assert bool(blocks) != own_blocks
+    extra = {} if own_blocks else {"model_axis": "model"}
+    assert partitioned.get_config() == backbone.get_config() | extra
     x = families.inputs(backbone)
-    np.testing.assert_array_equal(_predict(partitioned, x), _predict(backbone, x))
+    expected = _predict(backbone, x)
+    np.testing.assert_array_equal(_predict(partitioned, x), expected)
+
+
+@pytest.mark.parametrize("family", ["roberta", "albert", "gpt2"])
+def test_a_saved_partitioned_backbone_reloads_as_itself(tmp_path, family):
+    backbone = families.backbone(family)
+    partitioned = tf_mp.models.partition(backbone)
+    assert type(partitioned).__name__ == "Parallel" + type(backbone).__name__
+    path = str(tmp_path / "backbone.keras")
+    partitioned.save(path)
+    reloaded = keras.models.load_model(path)
+    assert type(reloaded) is type(partitioned)
+    x = families.inputs(backbone)
+    np.testing.assert_array_equal(_predict(reloaded, x), _predict(backbone, x))
 
 
 @pytest.mark.parametrize("mesh_shape", MESHES)
@@ -184,3 +197,30 @@ def test_bad_layout_map_arguments_are_named(make_mesh):
         tf_mp.models.partition(backbone, mesh, layout_map=other)
     with pytest.raises(ValueError, match="model_axis"):
         tf_mp.models.backbone_layout_map(backbone, mesh, model_axis="tensor")
+
+
+def test_a_task_is_partitioned_and_unpartitioned_with_its_head(make_mesh):
+    backbone = families.backbone("roberta")
+    keras.utils.set_random_seed(1)
+    task = keras_hub.models.RobertaTextClassifier(
+        backbone, num_classes=3, preprocessor=None, dropout=0.0
+    )
+    x = families.inputs(backbone)
+    expected = task.predict(x, verbose=0)
+
+    partitioned = tf_mp.models.partition(task, make_mesh((1, 2)))
+    assert type(partitioned) is keras_hub.models.RobertaTextClassifier
+    assert type(partitioned.backbone).__name__ == "ParallelRobertaBackbone"
+    query = partitioned.backbone.get_layer("transformer_layer_0")
+    query = query._self_attention_layer._query_dense.kernel
+    assert query.value.layout.sharding_specs[1] == "model"
+    actual = partitioned.predict(x, verbose=0)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+    plain = tf_mp.models.unpartition(partitioned)
+    assert type(plain.backbone) is keras_hub.models.RobertaBackbone
+    assert not [b for b in plain.backbone.layers if isinstance(b, PARALLEL_BLOCKS)]
+    assert tf_mp.parallel.model_parallel.distribution_of(plain) is None
+    np.testing.assert_allclose(
+        plain.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5
+    )

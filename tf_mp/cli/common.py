@@ -7,7 +7,6 @@ import sys
 import tf_mp
 from tf_mp.utils import pairs
 from tf_mp.utils.checks import check_number
-from tf_mp.utils.scopes import optional_scope
 
 TINY = "tiny"
 TINY_CONFIG = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
@@ -171,29 +170,27 @@ def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None)
     if preset == TINY:
         vocabulary = tf_mp.data.word_vocabulary(texts)
         preprocessor = tf_mp.data.preprocessor(seq_len, vocabulary=vocabulary)
-        with optional_scope(distribution):
-            backbone = keras_hub.models.BertBackbone(
-                vocabulary_size=len(vocabulary),
-                max_sequence_length=seq_len,
-                dropout=0.0,
-                **TINY_CONFIG,
-            )
-            model = keras_hub.models.BertTextClassifier(
-                backbone, num_classes=num_classes, preprocessor=None, dropout=0.0
-            )
-        return model, preprocessor
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=len(vocabulary),
+            max_sequence_length=seq_len,
+            dropout=0.0,
+            **TINY_CONFIG,
+        )
+        model = keras_hub.models.BertTextClassifier(
+            backbone, num_classes=num_classes, preprocessor=None, dropout=0.0
+        )
+        return on_mesh(model, distribution), preprocessor
     if not os.path.isdir(preset) and preset not in _known_presets():
         raise UsageError(
             f"Unknown preset {preset!r}: not a model directory, not a keras-hub "
-            f"BERT preset name, and not {TINY!r}"
+            f"classifier or BERT preset name, and not {TINY!r}"
         )
     try:
         preprocessor = tf_mp.data.preprocessor(seq_len, preset=preset)
-        with optional_scope(distribution):
-            extra = {"num_classes": num_classes} if num_classes else {}
-            model = keras_hub.models.TextClassifier.from_preset(
-                preset, preprocessor=None, **extra
-            )
+        extra = {"num_classes": num_classes} if num_classes else {}
+        model = keras_hub.models.TextClassifier.from_preset(
+            preset, preprocessor=None, **extra
+        )
     except Exception as error:
         if os.path.isdir(preset) and not isinstance(
             error, (FileNotFoundError, ValueError)
@@ -203,7 +200,27 @@ def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None)
             f"Unknown preset {preset!r}: not a keras-hub preset available offline or "
             f"a model directory ({_first_line(error)})"
         ) from None
-    return model, preprocessor
+    return on_mesh(model, distribution), preprocessor
+
+
+def on_mesh(model, distribution):
+    """A keras-hub task moved onto the distribution's mesh (weights copied): its
+    backbone split by `tf_mp.models.partition` where the family is supported
+    and the mesh has a `model` axis, else laid out by the distribution."""
+    if distribution is None:
+        return model
+    mesh, batch_axis = distribution.mesh, distribution.batch_axis
+    if "model" in mesh.shape and tf_mp.models.is_supported(model.backbone):
+        layout_map = tf_mp.models.backbone_layout_map(
+            model.backbone, mesh, batch_axis=batch_axis
+        )
+        distribution = tf_mp.ModelParallel(mesh, layout_map, batch_axis=batch_axis)
+        with distribution.scope():
+            return tf_mp.models.partition(model)
+    with distribution.scope():
+        moved = type(model).from_config(model.get_config())
+    moved.set_weights(model.get_weights())
+    return moved
 
 
 def _known_presets():
@@ -233,7 +250,12 @@ def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=Fal
 
 def save_classifier(model, preprocessor, directory):
     """Writes a keras-hub preset directory (model, tokenizer, preprocessor) that
-    `keras_hub.models.TextClassifier.from_preset` and `--teacher` load."""
+    `keras_hub.models.TextClassifier.from_preset` and `--teacher` load, with or
+    without tf_mp: a model on a mesh is saved as keras-hub's own classes."""
+    from tf_mp.parallel.model_parallel import distribution_of
+
+    if distribution_of(model) is not None:
+        model = tf_mp.models.unpartition(model)
     model.preprocessor = preprocessor
     try:
         model.save_to_preset(directory)

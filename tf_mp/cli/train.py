@@ -1,4 +1,5 @@
-"""`tf-mp train`: fine-tune a BERT classifier, model-parallel on a mesh."""
+"""`tf-mp train`: fine-tune a text classifier (BERT, RoBERTa, DistilBERT, ...),
+model-parallel on a mesh."""
 
 import os
 import time
@@ -12,13 +13,17 @@ from tf_mp.utils.files import write_json
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "train", help="Fine-tune a BERT classifier with model parallelism."
+        "train",
+        help="Fine-tune a text classifier (BERT, RoBERTa, XLM-RoBERTa, DistilBERT, "
+        "ELECTRA, ALBERT) with model parallelism.",
     )
     parser.add_argument(
         "--preset",
         required=True,
         help="keras-hub preset name, a local Hugging Face / keras-hub model "
-        "directory, or 'tiny' (a small random-init BERT).",
+        "directory of a text classifier family, or 'tiny' (a small random-init "
+        "BERT). On a mesh with a 'model' axis, its blocks are split by "
+        "tf_mp.models.partition; the saved preset is plain keras-hub.",
     )
     common.add_data_arguments(parser)
     common.add_device_arguments(parser)

@@ -1,15 +1,12 @@
 """`partition`: a keras-hub backbone with Megatron-style tensor-parallel blocks."""
 
 import contextlib
-import functools
 
 import keras_hub
 
-from tf_mp.layers.parallel_transformer_decoder import ParallelTransformerDecoder
-from tf_mp.layers.parallel_transformer_encoder import ParallelTransformerEncoder
 from tf_mp.models.layout_maps import OWN_ATTENTION
 from tf_mp.models.layout_maps import backbone_layout_map
-from tf_mp.models.parallel_bert_backbone import ParallelBertBackbone
+from tf_mp.models.parallel_backbones import parallel_backbone_class
 from tf_mp.parallel import keras_compat
 from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.mesh import as_mesh
@@ -24,14 +21,15 @@ SUPPORTED = (
 
 
 def partition(
-    backbone, mesh=None, model_axis="model", shard_embeddings=True, layout_map=None
+    model, mesh=None, model_axis="model", shard_embeddings=True, layout_map=None
 ):
-    """Rebuilds a keras-hub backbone with its blocks split Megatron-style.
+    """Rebuilds a keras-hub backbone, or a task around one, with its blocks split
+    Megatron-style.
 
-    The result is a backbone of the same keras-hub class, config (dtype policy
-    included), inputs, outputs, layer names and weights (copied), so every task
-    that takes the original (`RobertaTextClassifier`, `GPT2CausalLM`, ...) takes
-    it. What changes depends on the family:
+    The result is a backbone of the same keras-hub class (or a subclass), config
+    (dtype policy included), inputs, outputs, layer names and weights (copied),
+    so every task that takes the original (`RobertaTextClassifier`,
+    `GPT2CausalLM`, ...) takes it. What changes depends on the family:
 
     * Backbones built from keras-hub `TransformerEncoder` blocks (BERT, RoBERTa,
       XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT) get
@@ -40,19 +38,24 @@ def partition(
       `tf_mp.layers.ParallelTransformerDecoder` blocks: heads split over
       `model_axis`, the feed-forward column- then row-parallel, the residual
       stream whole on every device between blocks. ALBERT shares one block
-      between layers: it is split like any other, once. A BERT backbone
-      becomes a `tf_mp.models.ParallelBertBackbone` (`partition_bert`).
+      between layers: it is split like any other, once. The result is an
+      instance of `parallel_backbone_class(type(backbone))`, e.g.
+      `ParallelRobertaBackbone` (for BERT, `tf_mp.models.ParallelBertBackbone`),
+      a registered subclass that `save_to_preset` / `from_preset` and
+      `model.save` / `keras.models.load_model` round-trip where tf_mp's models
+      are imported.
     * Gemma and Llama keep their own blocks; their weights are laid out by
       `tf_mp.models.backbone_layout_map` (the same Megatron split of heads and
       of the gated feed-forward).
 
-    Saved with `save_to_preset` or `model.save`, a rebuilt non-BERT backbone
-    reloads as its keras-hub class with keras-hub's blocks and the same
-    weights; call `partition` again after loading.
+    A keras-hub task (`TextClassifier.from_preset(...)`, `GPT2CausalLM`, ...) is
+    rebuilt around its partitioned backbone with the same config, preprocessor
+    and weights (heads included); compile it afterwards.
 
     Args:
-        backbone: a keras-hub backbone of a supported family (random init,
-            `from_preset`, or already sharded: its weights are gathered).
+        model: a keras-hub backbone of a supported family, or a keras-hub task
+            whose `backbone` is one (random init, `from_preset`, or already
+            sharded: its weights are gathered).
         mesh: optional `tf_mp.Mesh`. When given, the new backbone is created on
             it, laid out by `backbone_layout_map(backbone, mesh, ...)` (or
             `layout_map`). When `None`, it is created in the current context:
@@ -66,7 +69,7 @@ def partition(
             Its mesh is used; `mesh` may then be omitted.
 
     Returns:
-        The rebuilt backbone.
+        The rebuilt backbone or task.
 
     Example:
 
@@ -82,6 +85,10 @@ def partition(
     classifier.compile(...); classifier.fit(...)
     ```
     """
+    task = None
+    if isinstance(model, keras_hub.models.Task):
+        task, model = model, model.backbone
+    backbone = model
     rebuild = _rebuilder(backbone, model_axis)
     if layout_map is not None:
         if not isinstance(layout_map, LayoutMap):
@@ -104,6 +111,12 @@ def partition(
         scope = ModelParallel(layout_map.mesh, layout_map).scope()
     with scope:
         partitioned = rebuild(backbone.get_config())
+        if task is not None:
+            config = task.get_config()
+            config.update(backbone=partitioned, preprocessor=task.preprocessor)
+            rebuilt = type(task).from_config(config)
+            rebuilt.set_weights(task.get_weights())
+            return rebuilt
     partitioned.set_weights(backbone.get_weights())
     return partitioned
 
@@ -121,31 +134,52 @@ def _rebuilder(backbone, model_axis):
     """`config -> backbone` for `backbone`'s family; raises if unsupported."""
     if not isinstance(backbone, keras_hub.models.Backbone):
         raise TypeError(
-            "`backbone` must be a keras-hub `Backbone`. Received: "
-            f"{backbone!r} of type {type(backbone).__name__}"
+            "`model` must be a keras-hub `Backbone`, or a keras-hub `Task` with "
+            f"one. Received: {backbone!r} of type {type(backbone).__name__}"
         )
     cls = type(backbone)
-    if isinstance(backbone, keras_hub.models.BertBackbone):
-        return lambda config: ParallelBertBackbone.from_config(
-            {**config, "model_axis": model_axis}
-        )
     if any(isinstance(backbone, own) for own in OWN_ATTENTION):
+        # Their own blocks, laid out by the scope's layout map.
         return cls.from_config
-    if not any(keras_compat.uses_block(cls, name) for name in keras_compat.BLOCK_NAMES):
+    if not isinstance(backbone, keras_hub.models.BertBackbone) and not any(
+        keras_compat.uses_block(cls, name) for name in keras_compat.BLOCK_NAMES
+    ):
         raise ValueError(
             f"`partition` does not support {cls.__name__}. Supported: {SUPPORTED}."
         )
-    blocks = {
-        "TransformerEncoder": functools.partial(
-            ParallelTransformerEncoder, model_axis=model_axis
-        ),
-        "TransformerDecoder": functools.partial(
-            ParallelTransformerDecoder, model_axis=model_axis
-        ),
-    }
+    parallel = parallel_backbone_class(cls)
+    return lambda config: parallel.from_config({**config, "model_axis": model_axis})
 
-    def rebuild(config):
-        with keras_compat.block_classes(cls, **blocks):
-            return cls.from_config(config)
 
-    return rebuild
+def unpartition(model):
+    """The inverse of `partition`: the same backbone or task made of keras-hub's
+    own classes and blocks, off the mesh, with the weights gathered to the host.
+
+    Use it to hand a model trained on a mesh to code without tf_mp: its
+    `save_to_preset` writes a preset that plain keras-hub (and its Hugging Face
+    exporters) load. Call it outside any `ModelParallel.scope()`, or the copy is
+    laid out by that scope.
+
+    Args:
+        model: a keras-hub backbone, or a keras-hub task with one, partitioned
+            or not.
+
+    Returns:
+        The unpartitioned backbone or task (compile a task again to train it).
+    """
+    task = None
+    if isinstance(model, keras_hub.models.Task):
+        task, model = model, model.backbone
+    _rebuilder(model, "model")  # Raises for what `partition` cannot make.
+    base = next(c for c in type(model).__mro__ if c.__module__.startswith("keras_hub"))
+    config = model.get_config()
+    config.pop("model_axis", None)
+    backbone = base.from_config(config)
+    if task is None:
+        backbone.set_weights(model.get_weights())
+        return backbone
+    config = task.get_config()
+    config.update(backbone=backbone, preprocessor=task.preprocessor)
+    rebuilt = type(task).from_config(config)
+    rebuilt.set_weights(task.get_weights())
+    return rebuilt
