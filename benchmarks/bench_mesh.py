@@ -156,7 +156,11 @@ def build_causal_lm(family, seq_len):
     shape = dict(vocabulary_size=VOCAB, num_layers=4, hidden_dim=256)
     if family == "gpt2":
         backbone = keras_hub.models.GPT2Backbone(
-            **shape, num_heads=8, intermediate_dim=1024, max_sequence_length=seq_len
+            **shape,
+            num_heads=8,
+            intermediate_dim=1024,
+            max_sequence_length=seq_len,
+            dropout=0.0,
         )
         task = keras_hub.models.GPT2CausalLM
     else:
