@@ -224,3 +224,19 @@ def test_a_task_is_partitioned_and_unpartitioned_with_its_head(make_mesh):
     np.testing.assert_allclose(
         plain.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5
     )
+
+
+def test_with_dropout_the_partitioned_model_draws_the_original_masks(make_mesh):
+    """keras-hub's default dropout (0.1): the copy carries the dropout layers'
+    random-number state, and tf_mp draws masks at the global shape, so the
+    split model trains as the original does."""
+    mesh = make_mesh((2, 2))
+    backbone = families.backbone("gpt2", dropout=0.1)
+    x, y, weights = families.next_token_data(families.inputs(backbone))
+    layout_map = tf_mp.models.backbone_layout_map(backbone, mesh)
+    with tf_mp.ModelParallel(mesh, layout_map).scope():
+        model = families.causal_lm("gpt2", tf_mp.models.partition(backbone))
+    reference = families.causal_lm("gpt2", backbone)
+    np.testing.assert_allclose(
+        _fit(model, x, y, weights), _fit(reference, x, y, weights), rtol=1e-5
+    )

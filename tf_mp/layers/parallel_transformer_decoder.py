@@ -104,8 +104,37 @@ class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
             **kwargs,
         )
 
-    def call(self, decoder_sequence, encoder_sequence=None, **kwargs):
-        outputs = super().call(decoder_sequence, encoder_sequence, **kwargs)
+    # keras-hub's signature, spelled out: Keras passes `training` (dropout) and
+    # masks only to a `call` that names them.
+    def call(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        decoder_padding_mask=None,
+        decoder_attention_mask=None,
+        encoder_padding_mask=None,
+        encoder_attention_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        cross_attention_cache_update_index=None,
+        use_causal_mask=True,
+        training=None,
+    ):
+        outputs = super().call(
+            decoder_sequence,
+            encoder_sequence,
+            decoder_padding_mask=decoder_padding_mask,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_padding_mask=encoder_padding_mask,
+            encoder_attention_mask=encoder_attention_mask,
+            self_attention_cache=self_attention_cache,
+            self_attention_cache_update_index=self_attention_cache_update_index,
+            cross_attention_cache=cross_attention_cache,
+            cross_attention_cache_update_index=cross_attention_cache_update_index,
+            use_causal_mask=use_causal_mask,
+            training=training,
+        )
         # (batch, seq, hidden): replicated between blocks.
         return parts.reduce_first_output(outputs, self.model_axis)
 

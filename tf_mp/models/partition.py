@@ -3,6 +3,7 @@
 import contextlib
 
 import keras_hub
+import numpy as np
 
 from tf_mp.models.layout_maps import OWN_ATTENTION
 from tf_mp.models.layout_maps import backbone_layout_map
@@ -11,6 +12,7 @@ from tf_mp.parallel import keras_compat
 from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.mesh import as_mesh
 from tf_mp.parallel.model_parallel import ModelParallel
+from tf_mp.parallel.model_parallel import gather
 
 SUPPORTED = (
     "BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT and GPT-2 (and any "
@@ -27,7 +29,8 @@ def partition(
     Megatron-style.
 
     The result is a backbone of the same keras-hub class (or a subclass), config
-    (dtype policy included), inputs, outputs, layer names and weights (copied),
+    (dtype policy included), inputs, outputs, layer names, weights and dropout
+    random-number state (copied, so it draws the original's masks),
     so every task that takes the original (`RobertaTextClassifier`,
     `GPT2CausalLM`, ...) takes it. What changes depends on the family:
 
@@ -115,9 +118,9 @@ def partition(
             config = task.get_config()
             config.update(backbone=partitioned, preprocessor=task.preprocessor)
             rebuilt = type(task).from_config(config)
-            rebuilt.set_weights(task.get_weights())
+            _copy_state(task, rebuilt)
             return rebuilt
-    partitioned.set_weights(backbone.get_weights())
+    _copy_state(backbone, partitioned)
     return partitioned
 
 
@@ -176,10 +179,20 @@ def unpartition(model):
     config.pop("model_axis", None)
     backbone = base.from_config(config)
     if task is None:
-        backbone.set_weights(model.get_weights())
+        _copy_state(model, backbone)
         return backbone
     config = task.get_config()
     config.update(backbone=backbone, preprocessor=task.preprocessor)
     rebuilt = type(task).from_config(config)
-    rebuilt.set_weights(task.get_weights())
+    _copy_state(task, rebuilt)
     return rebuilt
+
+
+def _copy_state(source, target):
+    """Weights, and the dropout layers' random-number state, so the copy draws
+    the masks the source would."""
+    target.set_weights(source.get_weights())
+    for theirs, ours in zip(
+        keras_compat.seed_states(source), keras_compat.seed_states(target)
+    ):
+        ours.assign(np.asarray(gather(theirs)))

@@ -4,6 +4,8 @@ upgrade of either).
 * `keras.src.models.functional.Functional`: is a model a graph of layers.
 * `keras.src.losses.loss.unscale_loss_for_distribution`: a loss scaled for a
   `tf.distribute` replica, back to its mean.
+* `Layer._flatten_layers` and `Layer._seed_generators`: the random-number
+  state a copied model must carry over for its dropout masks to match.
 * The module-level names `TransformerEncoder` / `TransformerDecoder` that
   keras-hub backbones (`bert_backbone`, `roberta_backbone`, `gpt2_backbone`,
   ...) build their blocks from. Swapping them while a backbone is constructed
@@ -26,6 +28,16 @@ def is_functional(model):
 def unscale_loss_for_distribution(value):
     """A loss scaled by Keras for a `tf.distribute` replica, back to its mean."""
     return _keras_loss.unscale_loss_for_distribution(value)
+
+
+def seed_states(model):
+    """The state variables of every `SeedGenerator` in `model` (dropout layers'
+    and attention's), in creation order; not among `model.weights`."""
+    return [
+        generator.state
+        for layer in model._flatten_layers(include_self=True)
+        for generator in layer._seed_generators
+    ]
 
 
 BLOCK_NAMES = ("TransformerEncoder", "TransformerDecoder")
