@@ -15,8 +15,10 @@ from tests import tiny_models
 from tests.models import families
 
 MESHES = [(1, 2), (2, 2)]
-# BERT's case is `partition_bert`'s, tested on (1,2), (1,4) and (2,2) there.
-MESH_FAMILIES = [f for f in families.FAMILIES if f != "bert"]
+# BERT's case is `partition_bert`'s, tested on (1,2), (1,4) and (2,2) there;
+# `XLMRobertaBackbone` is `RobertaBackbone` with presets and no code of its own
+# (keras-hub 0.32), so its mesh cases would repeat RoBERTa's.
+MESH_FAMILIES = [f for f in families.FAMILIES if f not in ("bert", "xlm_roberta")]
 # Weights Megatron splits, in every family's naming.
 SPLIT = re.compile(
     r"(query|key|value|attention_output)/kernel$|"
