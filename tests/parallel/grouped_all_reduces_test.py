@@ -33,7 +33,9 @@ def _fit(model, optimizer, steps=4):
     x, y = tiny_models.mlp_data()
     model.compile(optimizer=optimizer, loss=tiny_models.loss(), metrics=["accuracy"])
     logs = [
-        model.train_on_batch(x[i * 8 : i * 8 + 8], y[i * 8 : i * 8 + 8], return_dict=True)
+        model.train_on_batch(
+            x[i * 8 : i * 8 + 8], y[i * 8 : i * 8 + 8], return_dict=True
+        )
         for i in range(steps)
     ]
     return model.get_weights() + [w.numpy() for w in optimizer.variables], logs
@@ -113,7 +115,9 @@ class _CountingModel(keras.Sequential):
 def test_a_write_in_a_raw_tf_cond_of_a_step_is_a_clear_error(make_mesh):
     mesh = make_mesh((2, 1))
     with tf_mp.ModelParallel(mesh).scope():
-        model = _CountingModel([keras.Input((8,)), keras.layers.Dense(4)], name="counting")
+        model = _CountingModel(
+            [keras.Input((8,)), keras.layers.Dense(4)], name="counting"
+        )
         model.counter = keras.Variable(0.0, trainable=False, name="counter")
     model.compile(optimizer="sgd", loss=tiny_models.loss())
     x, y = tiny_models.mlp_data()

@@ -1,4 +1,4 @@
-"""Layout-map `/output` keys: layer outputs relaid out inside a step, values unchanged."""
+"""Layout-map `/output` keys: layer outputs relaid out in a step, values unchanged."""
 
 import keras
 import numpy as np
