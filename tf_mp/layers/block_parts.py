@@ -10,6 +10,20 @@ from tf_mp.layers.row_parallel_dense import RowParallelDense
 from tf_mp.parallel import api
 
 
+class ParallelBlock:
+    """What tf_mp's parallel transformer blocks share, mixed into a keras-hub
+    block class: the `model_axis` argument and its config entry."""
+
+    def __init__(self, intermediate_dim, num_heads, model_axis="model", **kwargs):
+        super().__init__(intermediate_dim, num_heads, **kwargs)
+        self.model_axis = model_axis
+
+    def get_config(self):
+        config = super().get_config()
+        config["model_axis"] = self.model_axis
+        return config
+
+
 def feedforward_weight_axes(model_axis):
     """Megatron axes of a keras-hub block's feed-forward, by path regex."""
     m = model_axis

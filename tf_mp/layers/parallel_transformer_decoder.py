@@ -18,7 +18,9 @@ def decoder_weight_axes(model_axis):
 
 
 @keras.saving.register_keras_serializable(package="tf_mp")
-class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
+class ParallelTransformerDecoder(
+    parts.ParallelBlock, keras_hub.layers.TransformerDecoder
+):
     """keras-hub's `TransformerDecoder` block (GPT-2's), split Megatron-style.
 
     Same sublayers, names, weight shapes and creation order as keras-hub's
@@ -42,10 +44,6 @@ class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
     References:
         - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
     """
-
-    def __init__(self, intermediate_dim, num_heads, model_axis="model", **kwargs):
-        super().__init__(intermediate_dim, num_heads, **kwargs)
-        self.model_axis = model_axis
 
     def weight_axes(self):
         """Mesh axes per weight: `{path regex: axes}`."""
@@ -137,8 +135,3 @@ class ParallelTransformerDecoder(keras_hub.layers.TransformerDecoder):
         )
         # (batch, seq, hidden): replicated between blocks.
         return parts.reduce_first_output(outputs, self.model_axis)
-
-    def get_config(self):
-        config = super().get_config()
-        config["model_axis"] = self.model_axis
-        return config

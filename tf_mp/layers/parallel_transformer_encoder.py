@@ -16,7 +16,9 @@ def encoder_weight_axes(model_axis):
 
 
 @keras.saving.register_keras_serializable(package="tf_mp")
-class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
+class ParallelTransformerEncoder(
+    parts.ParallelBlock, keras_hub.layers.TransformerEncoder
+):
     """A BERT encoder block (post-norm, GELU) split Megatron-style.
 
     Same sublayers, names and weight shapes as keras-hub's `TransformerEncoder`,
@@ -40,10 +42,6 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
     References:
         - [Shoeybi et al., 2019](https://arxiv.org/abs/1909.08053)
     """
-
-    def __init__(self, intermediate_dim, num_heads, model_axis="model", **kwargs):
-        super().__init__(intermediate_dim, num_heads, **kwargs)
-        self.model_axis = model_axis
 
     def weight_axes(self):
         """Mesh axes per weight: `{path regex: axes}`."""
@@ -97,8 +95,3 @@ class ParallelTransformerEncoder(keras_hub.layers.TransformerEncoder):
         # (batch, seq, hidden): replicated between blocks (the feed-forward's
         # partial sums are already reduced; this pins the layout).
         return parts.reduce_first_output(outputs, self.model_axis)
-
-    def get_config(self):
-        config = super().get_config()
-        config["model_axis"] = self.model_axis
-        return config

@@ -88,10 +88,7 @@ def partition(
     classifier.compile(...); classifier.fit(...)
     ```
     """
-    task = None
-    if isinstance(model, keras_hub.models.Task):
-        task, model = model, model.backbone
-    backbone = model
+    backbone = model.backbone if isinstance(model, keras_hub.models.Task) else model
     rebuild = _rebuilder(backbone, model_axis)
     if layout_map is not None:
         if not isinstance(layout_map, LayoutMap):
@@ -113,15 +110,7 @@ def partition(
     if layout_map is not None:
         scope = ModelParallel(layout_map.mesh, layout_map).scope()
     with scope:
-        partitioned = rebuild(backbone.get_config())
-        if task is not None:
-            config = task.get_config()
-            config.update(backbone=partitioned, preprocessor=task.preprocessor)
-            rebuilt = type(task).from_config(config)
-            _copy_state(task, rebuilt)
-            return rebuilt
-    _copy_state(backbone, partitioned)
-    return partitioned
+        return _copy_around(model, rebuild(backbone.get_config()))
 
 
 def is_supported(backbone):
@@ -170,22 +159,27 @@ def unpartition(model):
     Returns:
         The unpartitioned backbone or task (compile a task again to train it).
     """
-    task = None
-    if isinstance(model, keras_hub.models.Task):
-        task, model = model, model.backbone
-    _rebuilder(model, "model")  # Raises for what `partition` cannot make.
-    base = next(c for c in type(model).__mro__ if c.__module__.startswith("keras_hub"))
-    config = model.get_config()
+    backbone = model.backbone if isinstance(model, keras_hub.models.Task) else model
+    _rebuilder(backbone, "model")  # Raises for what `partition` cannot make.
+    base = next(
+        c for c in type(backbone).__mro__ if c.__module__.startswith("keras_hub")
+    )
+    config = backbone.get_config()
     config.pop("model_axis", None)
-    backbone = base.from_config(config)
-    if task is None:
-        _copy_state(model, backbone)
-        return backbone
-    config = task.get_config()
-    config.update(backbone=backbone, preprocessor=task.preprocessor)
-    rebuilt = type(task).from_config(config)
-    _copy_state(task, rebuilt)
-    return rebuilt
+    return _copy_around(model, base.from_config(config))
+
+
+def _copy_around(source, backbone):
+    """`source` (a backbone, or a task around one) copied onto `backbone`: for a
+    task, the same task class and config rebuilt around it; then `source`'s
+    weights and dropout state."""
+    copy = backbone
+    if isinstance(source, keras_hub.models.Task):
+        config = source.get_config()
+        config.update(backbone=backbone, preprocessor=source.preprocessor)
+        copy = type(source).from_config(config)
+    _copy_state(source, copy)
+    return copy
 
 
 def _copy_state(source, target):
