@@ -28,6 +28,8 @@ _NAMES = {
     "ModelParallel": "tf_mp.parallel",
     "ShardReport": "tf_mp.parallel",
     "configure_virtual_devices": "tf_mp.parallel",
+    "disable_keras_distribution": "tf_mp.parallel",
+    "enable_keras_distribution": "tf_mp.parallel",
     "gather": "tf_mp.parallel",
     "initialize": "tf_mp.parallel",
     "shard_report": "tf_mp.parallel",

@@ -6,6 +6,8 @@ upgrade of either).
   `tf.distribute` replica, back to its mean.
 * `Layer._flatten_layers` and `Layer._seed_generators`: the random-number
   state a copied model must carry over for its dropout masks to match.
+* `keras.distribution.ModelParallel._layout_map`: the `LayoutMap` a Keras
+  distribution was made with (Keras has no public getter).
 * The module-level names `TransformerEncoder` / `TransformerDecoder` that
   keras-hub backbones (`bert_backbone`, `roberta_backbone`, `gpt2_backbone`,
   ...) build their blocks from. Swapping them while a backbone is constructed
@@ -38,6 +40,11 @@ def seed_states(model):
         for layer in model._flatten_layers(include_self=True)
         for generator in layer._seed_generators
     ]
+
+
+def keras_layout_map(distribution):
+    """The `keras.distribution.LayoutMap` of a Keras `ModelParallel`."""
+    return distribution._layout_map
 
 
 BLOCK_NAMES = ("TransformerEncoder", "TransformerDecoder")

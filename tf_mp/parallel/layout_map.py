@@ -6,6 +6,7 @@ import re
 from tf_mp.parallel.mesh import as_mesh
 
 OUTPUT_SUFFIX = "/output"
+RULES = ("search", "keras")
 
 
 def is_output_key(key):
@@ -16,12 +17,24 @@ def is_output_key(key):
 class LayoutMap(collections.abc.MutableMapping):
     """Maps variable-path regexes to the mesh axis each dimension is split over.
 
-    Keys are regular expressions matched with `re.search` against a variable's
-    path (as Keras prints it, e.g. `"bert/transformer_layer_0/.../query/kernel"`).
-    Values are tuples with one entry per dimension: a mesh axis name or `None`
-    (not split). The first key, in insertion order, that matches a path wins;
-    unmatched variables are replicated. Axis names, rank and divisibility are
-    checked when a variable uses the entry, and errors name the variable.
+    Keys are regular expressions matched against a variable's path (as Keras
+    prints it, e.g. `"bert/transformer_layer_0/.../query/kernel"`). Values are
+    tuples with one entry per dimension: a mesh axis name or `None` (not
+    split). Unmatched variables are replicated. Axis names, rank and
+    divisibility are checked when a variable uses the entry, and errors name
+    the variable.
+
+    Two matching rules (`rules=`):
+
+    * `"search"` (the default, tf_mp's own): the first key, in insertion
+      order, that `re.search`es the path wins, so a general key after specific
+      ones is a fallback.
+    * `"keras"`: `keras.distribution.LayoutMap`'s rules. A key equal to the
+      path wins; else the one key that `re.fullmatch`es it; a path that
+      several keys match is a `ValueError`. Maps converted from Keras
+      (`from_keras`, a `keras.distribution.LayoutMap` given to
+      `ModelParallel`, Keras's own `ModelParallel` under
+      `tf_mp.enable_keras_distribution()`) use these rules.
 
     A key ending in `"/output"` gives the layout of a layer's output instead, as
     in `keras.distribution.LayoutMap`: it is matched against
@@ -33,6 +46,7 @@ class LayoutMap(collections.abc.MutableMapping):
     Args:
         mesh: the `tf_mp.Mesh` (or `keras.distribution.DeviceMesh`) the axes
             refer to.
+        rules: `"search"` (default) or `"keras"`, how keys match paths (above).
 
     Example:
 
@@ -43,16 +57,21 @@ class LayoutMap(collections.abc.MutableMapping):
     ```
     """
 
-    def __init__(self, mesh):
+    def __init__(self, mesh, rules="search"):
+        if rules not in RULES:
+            raise ValueError(
+                f"`rules` must be one of {RULES}. Received: rules={rules!r}"
+            )
         self._mesh = as_mesh(mesh)
+        self._rules = rules
         self._axes = {}
 
     @classmethod
     def from_keras(cls, keras_layout_map, mesh=None):
         """Converts a `keras.distribution.LayoutMap` (e.g. a keras-hub
-        `get_layout_map(...)` result)."""
+        `get_layout_map(...)` result), keeping Keras's matching rules."""
         mesh = as_mesh(mesh if mesh is not None else keras_layout_map.device_mesh)
-        layout_map = cls(mesh)
+        layout_map = cls(mesh, rules="keras")
         for key in keras_layout_map:
             layout_map[key] = keras_layout_map[key]
         return layout_map
@@ -60,6 +79,10 @@ class LayoutMap(collections.abc.MutableMapping):
     @property
     def mesh(self):
         return self._mesh
+
+    @property
+    def rules(self):
+        return self._rules
 
     def __setitem__(self, key, axes):
         if not isinstance(key, str):
@@ -83,22 +106,34 @@ class LayoutMap(collections.abc.MutableMapping):
         return len(self._axes)
 
     def __repr__(self):
-        return f"LayoutMap({self._mesh!r}, {dict(self._axes)!r})"
+        rules = "" if self._rules == "search" else f", rules={self._rules!r}"
+        return f"LayoutMap({self._mesh!r}, {dict(self._axes)!r}{rules})"
 
     def match(self, path):
-        """`(regex, axes)` of the first variable entry matching `path`, or
-        `(None, None)`. Output keys are left out."""
-        for regex, axes in self._axes.items():
-            if not is_output_key(regex) and re.search(regex, path):
-                return regex, axes
-        return None, None
+        """`(regex, axes)` of the variable entry for `path`, or `(None, None)`.
+        Output keys are left out."""
+        return self._lookup(path, outputs=False)
 
     def output_axes(self, layer_path):
-        """`(regex, axes)` of the first output key matching
-        `"<layer_path>/output"`, or `(None, None)`."""
-        path = f"{layer_path}{OUTPUT_SUFFIX}"
+        """`(regex, axes)` of the output key for `"<layer_path>/output"`, or
+        `(None, None)`."""
+        return self._lookup(f"{layer_path}{OUTPUT_SUFFIX}", outputs=True)
+
+    def _lookup(self, path, outputs):
+        if self._rules == "keras":
+            if path in self._axes:
+                return path, self._axes[path]
+            keys = [key for key in self._axes if re.fullmatch(key, path)]
+            if len(keys) > 1:
+                # Keras's own message (`keras.distribution.LayoutMap`).
+                raise ValueError(
+                    f"Path '{path}' matches multiple layout specification keys: "
+                    f"{keys}. Please make sure each tensor/variable path only "
+                    "matches at most one layout specification key in the LayoutMap."
+                )
+            return (keys[0], self._axes[keys[0]]) if keys else (None, None)
         for regex, axes in self._axes.items():
-            if is_output_key(regex) and re.search(regex, path):
+            if is_output_key(regex) == outputs and re.search(regex, path):
                 return regex, axes
         return None, None
 
@@ -120,11 +155,16 @@ class LayoutMap(collections.abc.MutableMapping):
         regex, axes = self.match(path)
         if axes is None and declared is not None:
             axes = tuple(a if a in self._mesh.shape else None for a in declared)
-            where = f"variable '{path}' (shape {shape}, declared by its layer)"
-        elif axes is None:
+            return self.checked_axes(axes, path, shape, "declared by its layer")
+        if axes is None:
             return (None,) * len(shape)
-        else:
-            where = f"variable '{path}' (shape {shape}, matched by {regex!r})"
+        return self.checked_axes(axes, path, shape, f"matched by {regex!r}")
+
+    def checked_axes(self, axes, path, shape, source):
+        """`axes` for the variable at `path`, checked against the mesh and
+        `shape`; errors name the variable and `source` (where axes came from)."""
+        shape = tuple(int(d) for d in shape)
+        where = f"variable '{path}' (shape {shape}, {source})"
         if len(axes) != len(shape):
             raise ValueError(
                 f"The layout {axes} has rank {len(axes)}, but {where} has rank "

@@ -51,6 +51,16 @@ class ModelParallel:
             )
         self._batch_axis = batch_axis
 
+    @classmethod
+    def from_keras(cls, distribution):
+        """Converts a `keras.distribution.DataParallel` or `ModelParallel`:
+        same mesh, layouts (with Keras's matching rules) and batch axis."""
+        from tf_mp.parallel import keras_distribution
+
+        mesh = keras_distribution.mesh_from_keras(distribution.device_mesh)
+        layout_map = keras_distribution.layout_map_from_keras(distribution, mesh)
+        return cls(mesh, layout_map, batch_axis=distribution.batch_dim_name)
+
     @property
     def mesh(self):
         return self._mesh

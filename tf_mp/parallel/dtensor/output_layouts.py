@@ -38,23 +38,43 @@ def _pin(x, layer, regex, axes):
     distribution = state.step_distribution()
     if distribution is None or not isinstance(x, tf.Tensor):
         return x
-    shape = tuple(x.shape)
-    if len(shape) != len(axes):
-        raise ValueError(
-            f"The output layout {axes} (layout-map key {regex!r}) has rank "
-            f"{len(axes)}, but the output of layer '{layer.path}' has shape "
-            f"{shape}. Give one entry (an axis name or None) per dimension."
-        )
-    sizes = distribution.mesh.shape
-    for dim, axis in enumerate(axes):
-        if axis is not None and shape[dim] is not None and shape[dim] % sizes[axis]:
-            raise ValueError(
-                f"Dimension {dim} of the output of layer '{layer.path}' (shape "
-                f"{shape}) must be divisible by the size of mesh axis {axis!r} "
-                f"({sizes[axis]}), as the layout-map key {regex!r} asks."
-            )
+    return lay_out(
+        x,
+        axes,
+        distribution,
+        f"the output of layer '{layer.path}'",
+        f"the layout-map key {regex!r}",
+    )
+
+
+def lay_out(x, axes, distribution, what, source):
+    """`x`, a tensor of a step traced on `distribution`'s mesh, relaid out to
+    `axes`; errors name `what` the tensor is and the `source` of `axes`."""
+    check_axes(tuple(x.shape), axes, distribution.mesh, what, source)
     y = dtensor.relayout(x, make_layout(distribution.mesh.dtensor_mesh, axes))
     mask = _keras_masking.get_keras_mask(x)
     if mask is not None:
         _keras_masking.set_keras_mask(y, mask)
     return y
+
+
+def check_axes(shape, axes, mesh, what, source):
+    """Raises a `ValueError` naming `what` and `source` unless `axes` fits a
+    tensor of `shape` on `mesh` (rank, axis names, divisibility)."""
+    if len(shape) != len(axes):
+        raise ValueError(
+            f"The layout {tuple(axes)} ({source}) has rank {len(axes)}, but {what} "
+            f"has shape {shape}. Give one entry (an axis name or None) per dimension."
+        )
+    sizes = mesh.shape
+    for dim, axis in enumerate(axes):
+        if axis is not None and axis not in sizes:
+            raise ValueError(
+                f"Unknown mesh axis {axis!r} in the layout {tuple(axes)} ({source}) "
+                f"for {what}. The mesh has axes {mesh.axis_names}."
+            )
+        if axis is not None and shape[dim] is not None and shape[dim] % sizes[axis]:
+            raise ValueError(
+                f"Dimension {dim} of {what} (shape {shape}) must be divisible by "
+                f"the size of mesh axis {axis!r} ({sizes[axis]}), as {source} asks."
+            )

@@ -80,6 +80,27 @@ def _patched(**fields):
             _remove()
 
 
+_held = False  # Whether `hold` keeps the patches installed outside scopes.
+
+
+def hold(on):
+    """Keeps the patches installed outside every scope (`on=True`), as Keras's
+    own distribution, once bridged, may be set at any time; `False` lets them
+    go with the last scope. Idempotent."""
+    global _held, _open_scopes
+    if on == _held:
+        return
+    _held = on
+    if on:
+        if _open_scopes == 0:
+            _install()
+        _open_scopes += 1
+    else:
+        _open_scopes -= 1
+        if _open_scopes == 0:
+            _remove()
+
+
 def variable_scope(distribution):
     """While open, new Keras variables and models are placed on `distribution`."""
     return _patched(scope=distribution)
@@ -88,7 +109,7 @@ def variable_scope(distribution):
 @contextlib.contextmanager
 def off_mesh():
     """Suspends every open scope: variables created inside are plain Keras ones."""
-    with state.changed(scope=None):
+    with state.changed(scope=state.OFF_MESH):
         yield
 
 

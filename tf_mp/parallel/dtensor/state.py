@@ -16,6 +16,12 @@ three things tf_mp's engine needs to know while Keras code runs:
 
 The state is process-wide (not per thread), as the patches it drives are.
 Context managers change one field and restore it on exit.
+
+Keras's own distribution. With `tf_mp.enable_keras_distribution()`, a
+`keras.distribution` set with `set_distribution` or `Distribution.scope()`
+counts as an open scope where no tf_mp scope is (`scope_distribution`), through
+the function given to `set_keras_fallback`. `OFF_MESH` in `scope` (what
+`off_mesh()` sets) suspends both.
 """
 
 import contextlib
@@ -31,6 +37,10 @@ class Current:
 
 
 _current = Current()
+# A `scope` value meaning "no distribution, not even Keras's".
+OFF_MESH = object()
+# () -> the distribution Keras's current one stands for, else None.
+_keras_fallback = None
 
 
 def get():
@@ -57,9 +67,23 @@ def changed(**fields):
         set(dataclasses.replace(_current, **previous))
 
 
+def set_keras_fallback(function):
+    """`function()` gives the distribution of Keras's current
+    `keras.distribution` (or `None`), consulted when no tf_mp scope is open.
+    `None` turns the fallback off."""
+    global _keras_fallback
+    _keras_fallback = function
+
+
 def scope_distribution():
-    """The distribution whose scope is open (innermost), else `None`."""
-    return _current.scope
+    """The distribution whose scope is open (innermost), else the one standing
+    for Keras's current distribution (when enabled), else `None`."""
+    scope = _current.scope
+    if scope is OFF_MESH:
+        return None
+    if scope is None and _keras_fallback is not None:
+        return _keras_fallback()
+    return scope
 
 
 def step_distribution():
@@ -68,5 +92,10 @@ def step_distribution():
 
 
 def tracing_distribution():
-    """The distribution whose step (or, else, whose scope) is open, or `None`."""
-    return _current.step if _current.step is not None else _current.scope
+    """The distribution whose step (or, else, whose tf_mp scope) is open, or
+    `None`. Keras's global distribution does not count: a function traced
+    while it is set (a `tf.data` map with Keras random layers, say) is not a
+    step on its mesh."""
+    if _current.step is not None:
+        return _current.step
+    return None if _current.scope is OFF_MESH else _current.scope

@@ -131,14 +131,21 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
 
 def resolve_layout(distribution, keras_variable, shape):
     """The variable's layout: an inherited DTensor layout (optimizer slots take
-    their parameter's) or what the distribution's layout map says for its path."""
+    their parameter's), the `keras.distribution.TensorLayout` it was created
+    with (`keras.Variable(..., layout=...)`), or what the distribution's layout
+    map says for its path."""
     inherited = getattr(keras_variable, "_layout", None)
+    path = keras_variable.path
     if isinstance(inherited, dtensor.Layout):
         if inherited.mesh == distribution.mesh.dtensor_mesh:
             return inherited
-        return make_layout(distribution.mesh.dtensor_mesh, layout_axes(inherited))
-    path = keras_variable.path
-    axes = distribution.get_variable_axes(path, tuple(shape), declared_axes(path))
+        axes = layout_axes(inherited)
+    elif inherited is not None and hasattr(inherited, "axes"):
+        axes = distribution.layout_map.checked_axes(
+            tuple(inherited.axes), path, tuple(shape), "its `layout`"
+        )
+    else:
+        axes = distribution.get_variable_axes(path, tuple(shape), declared_axes(path))
     return make_layout(distribution.mesh.dtensor_mesh, axes)
 
 

@@ -1,0 +1,192 @@
+"""Keras's own `keras.distribution` API, sharding for real on TensorFlow.
+
+On the TensorFlow backend, Keras 3.15's `keras.distribution` is a silent no-op:
+a model built under `keras.distribution.ModelParallel` gets plain variables.
+After `tf_mp.enable_keras_distribution()`, the Keras distribution that is set
+(`keras.distribution.set_distribution(...)` or `with distribution.scope():`)
+works as an open `tf_mp.ModelParallel` scope: `DataParallel` and
+`ModelParallel` become `ModelParallel.from_keras(distribution)`, and Keras's
+backend functions that TensorFlow lacks (`distribute_tensor`, `initialize`,
+`get_device_count`, `num_processes`, `process_id`) run on tf_mp's engine.
+
+Why a call, not `import tf_mp`: importing tf_mp starts nothing (not even
+TensorFlow: the `tf-mp` command splits the CPU into virtual devices before
+TensorFlow starts), and enabling the bridge changes Keras for the whole
+process. Code that imports tf_mp for its layers, `Distiller` or Keras Tuner
+helpers keeps stock Keras; one explicit line turns Keras's API on, and
+`disable_keras_distribution()` turns it off again.
+"""
+
+import weakref
+
+import keras
+
+from tf_mp.parallel import dtensor as _engine
+from tf_mp.parallel import keras_compat
+from tf_mp.parallel import processes as _processes
+from tf_mp.parallel.dtensor import keras_backend as _keras_backend
+from tf_mp.parallel.dtensor import patches as _patches
+from tf_mp.parallel.layout_map import LayoutMap
+from tf_mp.parallel.mesh import Mesh
+
+_enabled = False
+# keras DeviceMesh -> tf_mp Mesh; keras Distribution -> (signature, ModelParallel)
+_meshes = weakref.WeakKeyDictionary()
+_distributions = weakref.WeakKeyDictionary()
+
+
+def enable_keras_distribution():
+    """Makes `keras.distribution` shard for real on TensorFlow, through tf_mp.
+
+    Afterwards, Keras variables created while a `keras.distribution.DataParallel`
+    or `ModelParallel` is set are DTensor variables on its mesh, laid out by its
+    `LayoutMap` with Keras's rules (an exact key, else the one key that
+    `re.fullmatch`es the path; several matching keys are an error), and models
+    built so train with plain `fit` / `evaluate` / `predict`, batches split
+    along `batch_dim_name`. An open `tf_mp.ModelParallel` scope takes
+    precedence. Idempotent.
+
+    Example (the Keras distribution guide, on TensorFlow):
+
+    ```python
+    tf_mp.configure_virtual_devices(8)  # on a CPU-only machine
+    tf_mp.enable_keras_distribution()
+    mesh = keras.distribution.DeviceMesh(
+        (2, 4), ["data", "model"], keras.distribution.list_devices()
+    )
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map["d1/kernel"] = (None, "model")
+    layout_map["d1/bias"] = ("model",)
+    keras.distribution.set_distribution(
+        keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="data")
+    )
+    model = ...  # built as usual; "d1"'s weights are split four ways
+    model.fit(dataset)
+    ```
+    """
+    global _enabled
+    if _enabled:
+        return
+    _keras_backend.install(
+        {
+            "distribute_tensor": distribute_tensor,
+            "distribute_value": distribute_tensor,
+            "initialize": _processes.initialize,
+            "num_processes": _processes.num_processes,
+            "process_id": _processes.process_id,
+            "get_device_count": _get_device_count,
+        },
+        translate=_from_keras,
+    )
+    _engine.state.set_keras_fallback(_current_keras_distribution)
+    _patches.hold(True)
+    _enabled = True
+
+
+def disable_keras_distribution():
+    """Undoes `enable_keras_distribution`: Keras's TensorFlow backend is stock
+    again. Models already on a mesh stay there."""
+    global _enabled
+    if not _enabled:
+        return
+    _patches.hold(False)
+    _engine.state.set_keras_fallback(None)
+    _keras_backend.uninstall()
+    _enabled = False
+
+
+def keras_distribution_enabled():
+    """Whether `enable_keras_distribution()` is in effect."""
+    return _enabled
+
+
+def _current_keras_distribution():
+    distribution = keras.distribution.distribution()
+    return None if distribution is None else _from_keras(distribution)
+
+
+def _from_keras(distribution):
+    """The cached `ModelParallel` for a Keras distribution; made again when its
+    layout map or batch axis changed since."""
+    signature = _signature(distribution)
+    cached = _distributions.get(distribution)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    from tf_mp.parallel.model_parallel import ModelParallel
+
+    translated = ModelParallel.from_keras(distribution)
+    _distributions[distribution] = (signature, translated)
+    return translated
+
+
+def _signature(distribution):
+    entries = ()
+    if isinstance(distribution, keras.distribution.ModelParallel):
+        layout_map = keras_compat.keras_layout_map(distribution)
+        entries = tuple((key, tuple(layout_map[key].axes)) for key in layout_map)
+    return (id(distribution.device_mesh), distribution.batch_dim_name, entries)
+
+
+def mesh_from_keras(device_mesh):
+    """The `tf_mp.Mesh` of a `keras.distribution.DeviceMesh` (one per mesh)."""
+    mesh = _meshes.get(device_mesh)
+    if mesh is None:
+        if _processes.num_processes() > 1:
+            # Keras lists every process's devices as "cpu:0", ... without the
+            # task; a tf_mp mesh over processes takes each one's own.
+            first = str(device_mesh.devices.flatten()[0]).split(":")[0]
+            mesh = Mesh(
+                list(zip(device_mesh.axis_names, device_mesh.shape)),
+                device_type=first.upper(),
+            )
+        else:
+            mesh = Mesh.from_keras(device_mesh)
+        _meshes[device_mesh] = mesh
+    return mesh
+
+
+def layout_map_from_keras(distribution, mesh):
+    """A Keras distribution's variable layouts as a `tf_mp.LayoutMap` (Keras's
+    matching rules), or `None` for `DataParallel` (everything replicated)."""
+    if isinstance(distribution, keras.distribution.ModelParallel):
+        return LayoutMap.from_keras(keras_compat.keras_layout_map(distribution), mesh)
+    if isinstance(distribution, keras.distribution.DataParallel):
+        return None
+    raise TypeError(
+        "tf_mp runs `keras.distribution.DataParallel` and `ModelParallel` on "
+        "TensorFlow; another `Distribution` decides layouts in Python methods "
+        "tf_mp cannot read. Use one of those two, or a `tf_mp.ModelParallel`. "
+        f"Received: {distribution!r} of type {type(distribution).__name__}"
+    )
+
+
+def distribute_tensor(tensor, layout):
+    """`keras.distribution.distribute_tensor` on TensorFlow.
+
+    Eagerly, a DTensor holding `tensor` laid out as `layout` (a
+    `keras.distribution.TensorLayout`, whose mesh defaults to the current
+    distribution's). Inside a step of a model on that mesh (`fit`,
+    `evaluate`, `predict`, an eager call), the activation relaid out so.
+    """
+    axes = tuple(getattr(layout, "axes", ()))
+    if not hasattr(layout, "axes"):
+        raise TypeError(
+            "`layout` must be a `keras.distribution.TensorLayout`. Received: "
+            f"layout={layout!r} of type {type(layout).__name__}"
+        )
+    device_mesh = layout.device_mesh
+    if device_mesh is not None:
+        mesh = mesh_from_keras(device_mesh)
+    else:
+        current = _engine.state.scope_distribution()
+        if current is None:
+            raise ValueError(
+                "The `TensorLayout` has no `device_mesh`, and no distribution is "
+                f"set to take one from. Received: layout={layout!r}"
+            )
+        mesh = current.mesh
+    return _keras_backend.distribute_tensor(tensor, axes, mesh)
+
+
+def _get_device_count(device_type=None):
+    return len(keras.distribution.list_devices(device_type))
