@@ -1,11 +1,13 @@
-"""Student construction from a BERT teacher."""
+"""Student construction from an encoder teacher (BERT and its relatives)."""
 
+import keras
 import keras_hub
 import numpy as np
 import pytest
 
 import tf_mp
 from tests.distillation import tiny_bert
+from tests.models import families
 from tf_mp import distillation
 
 
@@ -122,3 +124,82 @@ def test_bad_student_arguments_are_refused(kwargs, message):
 def test_fresh_student_width_must_split_into_heads():
     with pytest.raises(ValueError, match=r"hidden_dim=10, num_heads=4"):
         distillation.student_from_config(tiny_bert.classifier(seed=0), 1, 10, 4, 16)
+
+
+# The encoder families that share BERT's keras-hub `TransformerEncoder` block.
+# ELECTRA has no keras-hub text classifier: its teacher is the backbone.
+FAMILY_TASKS = {
+    "roberta": keras_hub.models.RobertaTextClassifier,
+    "xlm_roberta": keras_hub.models.XLMRobertaTextClassifier,
+    "distil_bert": keras_hub.models.DistilBertTextClassifier,
+    "electra": None,
+}
+
+
+def _family_teacher(family, backbone=None):
+    backbone = backbone or families.backbone(family, num_layers=2)
+    task = FAMILY_TASKS[family]
+    if task is None:
+        return backbone
+    keras.utils.set_random_seed(3)
+    return task(backbone, num_classes=2, preprocessor=None)
+
+
+def _outputs(model, x):
+    outputs = model.predict(x, verbose=0)
+    return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_TASKS))
+def test_students_of_other_encoder_families(family):
+    teacher = _family_teacher(family)
+    x = families.inputs(teacher)
+    whole = distillation.student_from_teacher(teacher)
+    assert type(whole) is type(teacher)
+    np.testing.assert_allclose(_outputs(whole, x), _outputs(teacher, x), rtol=1e-5)
+
+    one_block = distillation.student_from_teacher(teacher, layers=[1])
+    t = _weights(teacher)
+    for path, value in _weights(one_block).items():
+        source = path.replace("transformer_layer_0/", "transformer_layer_1/")
+        np.testing.assert_array_equal(value, t[source], err_msg=path)
+
+    narrow = distillation.student_from_teacher(teacher, num_heads=2, intermediate_dim=8)
+    config = distillation.encoder_config(narrow)
+    assert (config["num_heads"], config["hidden_dim"], config["intermediate_dim"]) == (
+        2,
+        8,  # 2 heads x head size 4
+        8,
+    )
+    assert _outputs(narrow, x).shape[-1] == (2 if FAMILY_TASKS[family] else 8)
+    fresh = distillation.student_from_config(teacher, 1, 8, 2, 8)
+    assert type(fresh) is type(teacher)
+    if FAMILY_TASKS[family] is not None:
+        # The hidden-state and attention terms read the family's blocks.
+        distiller = tf_mp.Distiller(
+            teacher, narrow, hidden_weight=1.0, attention_weight=1.0
+        )
+        tiny_bert.compile_distiller(distiller)
+        y = families.labels()
+        history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+        assert np.isfinite(history["loss"][0])
+
+
+def test_a_partitioned_family_teacher_gives_the_same_student(make_mesh):
+    teacher = _family_teacher("roberta")
+    partitioned = tf_mp.models.partition(teacher, make_mesh((1, 2)))
+    assert distillation.encoder_config(partitioned) == distillation.encoder_config(
+        teacher
+    )
+    a = distillation.student_from_teacher(teacher, layers=[1], num_heads=2)
+    b = distillation.student_from_teacher(partitioned, layers=[1], num_heads=2)
+    assert type(b) is keras_hub.models.RobertaTextClassifier
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_teachers_without_per_layer_encoder_blocks_are_refused():
+    with pytest.raises(TypeError, match=r"Received: teacher=AlbertBackbone"):
+        distillation.student_from_teacher(families.backbone("albert"))
+    with pytest.raises(TypeError, match=r"Received: teacher=GPT2Backbone"):
+        distillation.encoder_config(families.backbone("gpt2"))

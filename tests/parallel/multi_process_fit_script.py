@@ -67,7 +67,28 @@ def run_case(case, directory):
         "weights": lists(result["weights"]),
         "trained_predictions": trained.tolist(),
         "rows_read": int(next(iter(local)).shape[0]),
+        "keras_rows_read": keras_rows_read(mesh, batches),
     }
+
+
+def keras_rows_read(mesh, batches):
+    """The rows of a batch this process reads through Keras's own
+    `Distribution.distribute_dataset`, with tf_mp's bridge on."""
+    import keras
+
+    tf_mp.enable_keras_distribution()
+    try:
+        device_mesh = keras.distribution.DeviceMesh(
+            tuple(mesh.shape.values()),
+            list(mesh.shape),
+            [f"cpu:{i}" for i in range(mesh.size)],
+        )
+        distribution = keras.distribution.ModelParallel(
+            layout_map=keras.distribution.LayoutMap(device_mesh)
+        )
+        return int(next(iter(distribution.distribute_dataset(batches))).shape[0])
+    finally:
+        tf_mp.disable_keras_distribution()
 
 
 def distil(case, mesh):

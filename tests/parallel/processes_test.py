@@ -220,6 +220,8 @@ def test_fit_on_two_processes_matches_one_device(
         # process; `predict` returns the whole batch everywhere.
         equivalence.assert_same_run(report, expected)
         assert report["rows_read"] == rows
+        # The same rows through Keras's API (`tf_mp.enable_keras_distribution`).
+        assert report["keras_rows_read"] == rows
 
     # One complete file, no temporary left beside it; it loads on one device
     # and on a single-process mesh of another shape.

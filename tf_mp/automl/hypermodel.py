@@ -80,7 +80,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
     ):
         super().__init__(name=name, tunable=tunable)
         self.teacher = teacher
-        self.teacher_config = students_lib.bert_config(teacher)
+        self.teacher_config = students_lib.encoder_config(teacher)
         config = self.teacher_config
         depth, heads = config["num_layers"], config["num_heads"]
         units = config["intermediate_dim"]

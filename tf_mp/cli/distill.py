@@ -167,7 +167,7 @@ def make_student(args, teacher):
                 f"Received: --student-config {args.student_config}"
             )
         return tf_mp.distillation.student_from_config(teacher, **config)
-    depth = tf_mp.distillation.bert_config(teacher)["num_layers"]
+    depth = tf_mp.distillation.encoder_config(teacher)["num_layers"]
     if args.student_layers:
         try:
             layers = [int(i) for i in args.student_layers.split(",")]

@@ -6,6 +6,7 @@ from tf_mp.distillation.distiller import save_student
 from tf_mp.distillation.features import encoder_blocks
 from tf_mp.distillation.features import feature_model
 from tf_mp.distillation.students import bert_config
+from tf_mp.distillation.students import encoder_config
 from tf_mp.distillation.students import encoder_parameters
 from tf_mp.distillation.students import student_from_config
 from tf_mp.distillation.students import student_from_teacher

@@ -1,12 +1,22 @@
-"""Students for a BERT teacher: copied blocks, sliced widths, or a fresh config.
+"""Students for an encoder teacher: copied blocks, sliced widths, or a fresh config.
 
-Every student keeps the teacher's vocabulary, sequence length and segments, so
-the teacher's tokenizer and preprocessor serve both. Teachers may be a keras-hub
-`BertBackbone`, a `BertTextClassifier` on one, or either after
-`tf_mp.models.partition_bert`; a classifier teacher gives a classifier student
-(its head copied when the widths allow).
+Teachers are keras-hub encoders built from keras-hub's `TransformerEncoder`
+block: `BertBackbone`, `RobertaBackbone`, `XLMRobertaBackbone`,
+`DistilBertBackbone` and `ElectraBackbone`, a keras-hub text classifier on one
+(`BertTextClassifier`, `RobertaTextClassifier`, ...), or either after
+`tf_mp.models.partition` (a `ParallelRobertaBackbone` gives a
+`RobertaBackbone` student). Every student is the teacher's keras-hub class and
+keeps its vocabulary, sequence length, segments and (ELECTRA) embedding size,
+so the teacher's tokenizer and preprocessor serve both. A classifier teacher
+gives a classifier student, its head copied (sliced to a narrower width).
+
+Not supported: ALBERT (one block shared by several layers, so there are no
+per-layer blocks to pick) and decoder families (GPT-2, Gemma, Llama); the
+`Distiller`'s logits terms take any student, its hidden-state and attention
+terms any keras-hub `TransformerEncoder` blocks.
 """
 
+import inspect
 import re
 
 import keras
@@ -16,41 +26,30 @@ import numpy as np
 from tf_mp.distillation.features import encoder_blocks
 
 _BLOCK = re.compile(r"^transformer_layer_(\d+)/")
+TEACHER_BACKBONES = (
+    keras_hub.models.BertBackbone,
+    keras_hub.models.RobertaBackbone,  # and XLMRobertaBackbone, a subclass
+    keras_hub.models.DistilBertBackbone,
+    keras_hub.models.ElectraBackbone,
+)
 
 
-def bert_config(teacher):
-    """The `BertBackbone` arguments of a teacher (backbone or classifier, plain
-    or partitioned), read from its layers."""
+def encoder_config(teacher):
+    """The keras-hub backbone arguments of a teacher (backbone or classifier,
+    plain or partitioned): `{"num_layers": ..., "hidden_dim": ..., ...}` as its
+    keras-hub class takes them (no `name` or `dtype`)."""
     backbone = _backbone(teacher)
-    if isinstance(backbone, keras_hub.models.BertBackbone):
-        config = backbone.get_config()
-        return {k: config[k] for k in _CONFIG_KEYS}
-    blocks = encoder_blocks(backbone)
-    token = backbone.get_layer("token_embedding")
+    cls = _keras_hub_class(backbone)
+    config = backbone.get_config()
+    accepted = inspect.signature(cls.__init__).parameters
     return {
-        "vocabulary_size": int(token.input_dim),
-        "num_layers": len(blocks),
-        "num_heads": int(blocks[0].num_heads),
-        "hidden_dim": int(token.output_dim),
-        "intermediate_dim": int(blocks[0].intermediate_dim),
-        "dropout": float(blocks[0].dropout),
-        "max_sequence_length": int(
-            backbone.get_layer("position_embedding").sequence_length
-        ),
-        "num_segments": int(backbone.get_layer("segment_embedding").input_dim),
+        k: v for k, v in config.items() if k in accepted and k not in ("name", "dtype")
     }
 
 
-_CONFIG_KEYS = (
-    "vocabulary_size",
-    "num_layers",
-    "num_heads",
-    "hidden_dim",
-    "intermediate_dim",
-    "dropout",
-    "max_sequence_length",
-    "num_segments",
-)
+def bert_config(teacher):
+    """`encoder_config`, under its name from when teachers were BERT only."""
+    return encoder_config(teacher)
 
 
 def student_from_teacher(teacher, layers=None, num_heads=None, intermediate_dim=None):
@@ -68,17 +67,17 @@ def student_from_teacher(teacher, layers=None, num_heads=None, intermediate_dim=
     norms.
 
     Args:
-        teacher: a BERT backbone or classifier (see the module docstring).
+        teacher: an encoder backbone or classifier (see the module docstring).
         layers: teacher block indices to keep, in order. Defaults to all.
         num_heads: heads per block, <= the teacher's. Defaults to the teacher's.
         intermediate_dim: feed-forward units, <= the teacher's. Defaults to
             the teacher's.
 
     Returns:
-        A `keras_hub.models.BertBackbone`, or a `BertTextClassifier` on one
-        when the teacher is a classifier.
+        A backbone of the teacher's keras-hub class (e.g. `BertBackbone`), or
+        a classifier of its class on one when the teacher is a classifier.
     """
-    config = bert_config(teacher)
+    config = encoder_config(teacher)
     depth = config["num_layers"]
     layers = list(range(depth)) if layers is None else [int(i) for i in layers]
     if not layers or any(not 0 <= i < depth for i in layers):
@@ -97,10 +96,10 @@ def student_from_teacher(teacher, layers=None, num_heads=None, intermediate_dim=
         intermediate_dim=units,
     )
     source = {w.path: keras.ops.convert_to_numpy(w) for w in teacher.weights}
-    keep = _selection(source, layers, heads, units, head_size, student_config)
+    keep = _selection(source, layers, heads, units, config, student_config)
     student = _build(teacher, student_config)
     for weight in student.weights:
-        weight.assign(_slice(weight.path, source, layers, keep))
+        weight.assign(_slice(weight.path, tuple(weight.shape), source, layers, keep))
     return student
 
 
@@ -109,7 +108,7 @@ def student_from_config(teacher, num_layers, hidden_dim, num_heads, intermediate
     vocabulary, sequence length and segments (same kind: backbone or
     classifier)."""
     config = dict(
-        bert_config(teacher),
+        encoder_config(teacher),
         num_layers=int(num_layers),
         hidden_dim=int(hidden_dim),
         num_heads=int(num_heads),
@@ -130,29 +129,39 @@ def encoder_parameters(model):
 
 def _backbone(teacher):
     if isinstance(teacher, keras_hub.models.TextClassifier):
-        return teacher.backbone
-    if isinstance(teacher, keras.Model) and encoder_blocks(teacher):
+        teacher = teacher.backbone
+    if isinstance(teacher, TEACHER_BACKBONES):
         return teacher
+    supported = ", ".join(cls.__name__ for cls in TEACHER_BACKBONES)
     raise TypeError(
-        "`teacher` must be a BERT backbone or a keras-hub `BertTextClassifier`. "
+        f"`teacher` must be a keras-hub encoder backbone ({supported}, or "
+        "XLMRobertaBackbone) or a text classifier on one, plain or partitioned. "
         f"Received: teacher={type(teacher).__name__}"
     )
 
 
+def _keras_hub_class(model):
+    """The keras-hub class of `model` (tf_mp's `Parallel*` subclasses give
+    their keras-hub base)."""
+    for cls in type(model).__mro__:
+        if cls.__module__.startswith("keras_hub."):
+            return cls
+    raise TypeError(f"{type(model).__name__} is not a keras-hub model.")
+
+
 def _build(teacher, config):
-    backbone = keras_hub.models.BertBackbone(
-        **config, dtype=_backbone(teacher).dtype_policy
-    )
+    original = _backbone(teacher)
+    backbone = _keras_hub_class(original)(**config, dtype=original.dtype_policy)
     if not isinstance(teacher, keras_hub.models.TextClassifier):
         return backbone
-    task = teacher.get_config()
-    return keras_hub.models.BertTextClassifier(
-        backbone,
-        num_classes=task["num_classes"],
-        preprocessor=teacher.preprocessor,
-        activation=task["activation"],
-        dropout=task["dropout"],
-    )
+    task_class = _keras_hub_class(teacher)
+    accepted = inspect.signature(task_class.__init__).parameters
+    head = {
+        k: v
+        for k, v in teacher.get_config().items()
+        if k in accepted and k not in ("backbone", "preprocessor", "name")
+    }
+    return task_class(backbone, preprocessor=teacher.preprocessor, **head)
 
 
 def _within(argument, value, maximum):
@@ -171,10 +180,15 @@ def _norm(array, axes):
     return np.sqrt(np.sum(np.square(array), axis=axes))
 
 
-def _selection(source, layers, heads, units, head_size, config):
+def _selection(source, layers, heads, units, config, student_config):
     """Indices to keep: residual dims, and per kept block its heads and units."""
     hidden = config["hidden_dim"]
-    dims_score = _norm(source["token_embedding/embeddings"], 0)
+    dims_score = np.zeros(hidden)
+    for path, value in source.items():
+        # The token embedding, or ELECTRA's projection from its smaller one.
+        if path.endswith(("token_embedding/embeddings", "embeddings_projection/kernel")):
+            if value.shape[-1] == hidden:
+                dims_score = dims_score + _norm(value, 0)
     keep = {"blocks": {}}
     for i in layers:
         p = f"transformer_layer_{i}/"
@@ -188,7 +202,8 @@ def _selection(source, layers, heads, units, head_size, config):
         keep["blocks"][i] = (_top(head_score, heads), _top(unit_score, units))
         dims_score = dims_score + sum(_norm(k, (1, 2)) for k in qkv)
         dims_score = dims_score + _norm(output, (0, 1)) + _norm(up, 1) + _norm(down, 0)
-    keep["dims"] = _top(dims_score, hidden)
+    keep["dims"] = _top(dims_score, student_config["hidden_dim"])
+    keep["hidden_dim"] = hidden
     return keep
 
 
@@ -197,17 +212,27 @@ def _top(scores, k):
     return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
 
 
-def _slice(path, source, layers, keep):
-    match = _BLOCK.match(path)
-    if match:
-        block = layers[int(match.group(1))]
-        heads, units = keep["blocks"][block]
-        value = source[_BLOCK.sub(f"transformer_layer_{block}/", path)]
-    else:
-        heads = units = None
-        value = source[path]
+def _slice(path, shape, source, layers, keep):
+    """The teacher's value for the student weight at `path` (of `shape`)."""
     d = keep["dims"]
-    name = path.split("/", 1)[1] if match else path
+    match = _BLOCK.match(path)
+    if not match:
+        # Embeddings, their norm and projection, pooler, head: any dimension
+        # narrower than the teacher's is the residual width.
+        value = source[path]
+        for axis, (size, teacher_size) in enumerate(zip(shape, value.shape)):
+            if size != teacher_size:
+                if teacher_size != keep["hidden_dim"]:
+                    raise ValueError(
+                        f"Cannot slice '{path}' {value.shape} -> {shape}: only the "
+                        f"hidden width ({keep['hidden_dim']}) narrows outside blocks."
+                    )
+                value = np.take(value, d, axis=axis)
+        return value
+    block = layers[int(match.group(1))]
+    heads, units = keep["blocks"][block]
+    value = source[_BLOCK.sub(f"transformer_layer_{block}/", path)]
+    name = path.split("/", 1)[1]
     rules = {
         r"(query|key|value)/kernel$": lambda v: v[d][:, heads],
         r"(query|key|value)/bias$": lambda v: v[heads],
@@ -215,10 +240,6 @@ def _slice(path, source, layers, keep):
         r"feedforward_intermediate_dense/kernel$": lambda v: v[d][:, units],
         r"feedforward_intermediate_dense/bias$": lambda v: v[units],
         r"feedforward_output_dense/kernel$": lambda v: v[units][:, d],
-        r"embedding/embeddings$": lambda v: v[:, d],
-        r"pooled_dense/kernel$": lambda v: v[d][:, d],
-        r"logits/kernel$": lambda v: v[d],
-        r"logits/bias$": lambda v: v,
     }
     for pattern, rule in rules.items():
         if re.search(pattern, name):

@@ -58,6 +58,8 @@ One concern per module:
 * `datasets.py`: datasets read per process (`distribute_dataset`).
 * `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.
+* `keras_backend.py`: Keras's TensorFlow `distribution_lib`, completed for
+  `tf_mp.enable_keras_distribution()`.
 
 Only `tf_mp/parallel` imports this package; layers reach it through
 `tf_mp.parallel.api`. Keras helpers that are not about DTensor (is a model
@@ -73,7 +75,9 @@ Keras internals used here (check them on a Keras upgrade): `Variable._initialize
 `Trainer.{train,test,predict}_function`, `Trainer.steps_per_execution`,
 `Layer.__call__`, `Layer.call` and `Layer._flatten_layers`,
 `BaseOptimizer.apply`, the TensorFlow backend's `core.cond`,
-`keras.src.random.seed_generator.global_seed_generator`, the TensorFlow
+`keras.src.random.seed_generator.global_seed_generator`, Keras's TensorFlow
+`distribution_lib` module and `Distribution.distribute_dataset`, the
+`"current_call_ctx"` global attribute (`keras_backend.py`), the TensorFlow
 backend's `random` module (`dropout`, `_cast_seed`, `draw_seed`,
 `_get_concrete_noise_shape`), the `_keras_mask` tensor attribute
 (`keras.src.backend.common.masking`), and, in `keras_compat`,

@@ -17,6 +17,7 @@ split by tf_mp (the same rows Keras picks, marked as such).
 
 import tensorflow as tf
 from keras.src.backend import KerasTensor
+from keras.src.backend.common import global_state as _keras_global_state
 from keras.src.backend.tensorflow import distribution_lib as _keras_tf_dlib
 from keras.src.distribution import distribution_lib as _keras_dlib
 
@@ -71,10 +72,14 @@ def distribute_tensor(tensor, axes, mesh):
 
     Eagerly: a DTensor holding the value, sharded so. Inside a tf_mp step on
     that mesh: the tensor relaid out (Keras's layout hint for an activation).
-    Symbolic tensors, and graphs traced outside a tf_mp step (Keras's shape
-    inference), pass through unchanged.
+    Symbolic tensors, graphs traced outside a tf_mp step (Keras's shape
+    inference) and eager layer outputs (`Layer.__call__` asks for `/output`
+    keys even for a model off the mesh, whose next op could not take a DTensor;
+    a model on the mesh runs its eager calls as tf_mp steps) pass through.
     """
     if isinstance(tensor, KerasTensor):
+        return tensor
+    if tf.executing_eagerly() and _in_layer_call():
         return tensor
     what = f"a tensor of shape {tuple(tensor.shape)}"
     source = "`distribute_tensor`'s layout"
@@ -90,3 +95,8 @@ def distribute_tensor(tensor, axes, mesh):
             f"({distribution.mesh!r}). Received: {what}, axes {tuple(axes)}"
         )
     return lay_out(tensor, axes, distribution, what, source)
+
+
+def _in_layer_call():
+    """Whether a Keras `Layer.__call__` is running (its call context is set)."""
+    return _keras_global_state.get_global_attribute("current_call_ctx") is not None
