@@ -13,7 +13,8 @@
 # * the unregistered `multi_device` mark is dropped;
 # * the commented-out TensorFlow prototype tests at the end of the file are left
 #   out (they test Keras's private `_to_dtensor_*` converters, which tf_mp does
-#   not use).
+#   not use);
+# * formatted with this project's ruff settings (line length 88).
 
 """Test for distribution_lib.py."""
 
@@ -23,7 +24,6 @@ from unittest import mock
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from keras.src import backend
 from keras.src import testing
 from keras.src.backend import distribution_lib as backend_dlib
@@ -37,7 +37,6 @@ def bridge():
     tf_mp.enable_keras_distribution()
     yield
     tf_mp.disable_keras_distribution()
-
 
 
 @mock.patch.object(
@@ -60,9 +59,7 @@ class MultiProcessInitializeTest(testing.TestCase):
         num_processes = 2
         current_process_id = 0
 
-        distribution_lib.initialize(
-            job_addresses, num_processes, current_process_id
-        )
+        distribution_lib.initialize(job_addresses, num_processes, current_process_id)
 
         mock_backend_initialize.assert_called_once_with(
             job_addresses, num_processes, current_process_id
@@ -100,9 +97,7 @@ class DeviceMeshTest(testing.TestCase):
 
     def test_input_validation(self):
         devices = [f"cpu:{i}" for i in range(4)]
-        with self.assertRaisesRegex(
-            ValueError, "Shape and axis_names cannot be empty"
-        ):
+        with self.assertRaisesRegex(ValueError, "Shape and axis_names cannot be empty"):
             distribution_lib.DeviceMesh((4,), "", devices)
 
         with self.assertRaisesRegex(
@@ -132,9 +127,7 @@ class TensorLayoutTest(testing.TestCase):
 
     def test_tensor_layout_validation(self):
         axes = ("data", "unknown", None)
-        with self.assertRaisesRegex(
-            ValueError, "Invalid axis names for Layout"
-        ):
+        with self.assertRaisesRegex(ValueError, "Invalid axis names for Layout"):
             distribution_lib.TensorLayout(axes, self.mesh)
 
     def test_lazy_device_mesh_injection(self):
@@ -156,9 +149,7 @@ class TensorLayoutTest(testing.TestCase):
         self.assertIsNone(layout.device_mesh)
         self.assertEqual(layout.axes, axes)
 
-        with self.assertRaisesRegex(
-            ValueError, "Invalid axis names for Layout"
-        ):
+        with self.assertRaisesRegex(ValueError, "Invalid axis names for Layout"):
             layout.device_mesh = self.mesh
 
 
@@ -169,9 +160,7 @@ class DistributionTest(testing.TestCase):
         shape = (4, 2)
         axis_names = ["batch", "model"]
 
-        self.device_mesh = distribution_lib.DeviceMesh(
-            shape, axis_names, devices
-        )
+        self.device_mesh = distribution_lib.DeviceMesh(shape, axis_names, devices)
 
     def test_init_with_device_mesh(self):
         distribution = distribution_lib.Distribution(self.device_mesh)
@@ -243,14 +232,10 @@ class DataParallelDistributionTest(testing.TestCase):
         shape = (8,)
         axis_names = ["data"]
 
-        self.device_mesh = distribution_lib.DeviceMesh(
-            shape, axis_names, self.devices
-        )
+        self.device_mesh = distribution_lib.DeviceMesh(shape, axis_names, self.devices)
 
     def test_create_with_device_mesh(self):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
 
         device_mesh = distribution.device_mesh
         self.assertEqual(len(device_mesh.devices), 8)
@@ -283,9 +268,7 @@ class DataParallelDistributionTest(testing.TestCase):
         self.assertEqual(distribution.batch_dim_name, "batch")
 
     def test_get_data_layout(self):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
 
         data = np.arange(16).reshape((4, 2, 2))
         data_layout = distribution.get_data_layout(data.shape)
@@ -293,9 +276,7 @@ class DataParallelDistributionTest(testing.TestCase):
         self.assertEqual(data_layout.axes, ("data", None, None))
 
     def test_get_variable_layout(self):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
 
         variable = backend.Variable(initializer=[1, 2, 3])
         variable_layout = distribution.get_variable_layout(variable)
@@ -303,9 +284,7 @@ class DataParallelDistributionTest(testing.TestCase):
         self.assertEqual(variable_layout.axes, (None,))
 
     def test_get_variable_layout_with_explicit_layout(self):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
 
         explicit_mesh = distribution_lib.DeviceMesh((8,), ["x"], self.devices)
         explicit_layout = distribution_lib.TensorLayout(["x"], explicit_mesh)
@@ -318,16 +297,12 @@ class DataParallelDistributionTest(testing.TestCase):
 
     @mock.patch.object(backend_dlib, "num_processes", return_value=2)
     def test_num_model_replicas(self, mock_backend_num_processes):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
         self.assertEqual(distribution.num_model_replicas, 8)
         self.assertEqual(distribution.num_processes, 2)
 
     def test_get_tensor_layout(self):
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
 
         path = "path/to/tensor"
         tensor_layout = distribution.get_tensor_layout(path)
@@ -336,9 +311,7 @@ class DataParallelDistributionTest(testing.TestCase):
     def test_distribute_dataset(self):
         # We can only verify the single worker/process case in OSS for now.
         dataset = tf.data.Dataset.range(8)
-        distribution = distribution_lib.DataParallel(
-            device_mesh=self.device_mesh
-        )
+        distribution = distribution_lib.DataParallel(device_mesh=self.device_mesh)
         distributed_dataset = distribution.distribute_dataset(dataset)
         self.assertIs(dataset, distributed_dataset)
 
@@ -350,9 +323,7 @@ class ModelParallelDistributionTest(testing.TestCase):
         shape = (2, 4)
         axis_names = ["data", "model"]
 
-        self.device_mesh = distribution_lib.DeviceMesh(
-            shape, axis_names, self.devices
-        )
+        self.device_mesh = distribution_lib.DeviceMesh(shape, axis_names, self.devices)
 
     def test_distribute_weights(self):
         layout_map = distribution_lib.LayoutMap(self.device_mesh)
@@ -556,9 +527,7 @@ class TfDatasetDistributionTest(testing.TestCase):
     def test_unsupported_dataset_type(self):
         with (
             mock.patch.object(self.distribution, "_is_multi_process", True),
-            self.assertRaisesRegex(
-                ValueError, "is not supported for auto-sharding"
-            ),
+            self.assertRaisesRegex(ValueError, "is not supported for auto-sharding"),
         ):
             self.distribution.distribute_dataset([1, 2, 3])
 
@@ -596,9 +565,7 @@ class LayoutMapTest(testing.TestCase):
         shape = (4, 2)
         axis_names = ["data", "model"]
 
-        self.device_mesh = distribution_lib.DeviceMesh(
-            shape, axis_names, self.devices
-        )
+        self.device_mesh = distribution_lib.DeviceMesh(shape, axis_names, self.devices)
         self.sharded_2d = distribution_lib.TensorLayout([None, "model"])
         self.sharded_1d = distribution_lib.TensorLayout(["model"])
 
@@ -690,9 +657,7 @@ class LayoutMapTest(testing.TestCase):
         layout_map["dense/bias"] = self.sharded_1d
 
         # Make sure the items are ordered based on the insertion order.
-        self.assertEqual(
-            list(layout_map.keys()), ["dense/kernel", "dense/bias"]
-        )
+        self.assertEqual(list(layout_map.keys()), ["dense/kernel", "dense/bias"])
 
         keys = []
         values = []
@@ -707,9 +672,7 @@ class LayoutMapTest(testing.TestCase):
 class DataShardingIntegrationTest(testing.TestCase):
     def test_distribute_dataset_sharding_behavior(self):
         num_devices = distribution_lib.get_device_count()
-        self.assertGreaterEqual(
-            num_devices, 4, "Number of devices must be at least 4"
-        )
+        self.assertGreaterEqual(num_devices, 4, "Number of devices must be at least 4")
         self.assertEqual(num_devices % 2, 0, "Number of devices must be even")
 
         num_model_replicas = num_devices // 2

@@ -246,9 +246,7 @@ def test_what_tensorflow_cannot_do_is_an_error(bridge, virtual_devices):
     )
     with pytest.raises(TypeError, match="runs `keras.distribution.DataParallel`"):
         keras.layers.Dense(2).build((None, 2))
-    keras.distribution.set_distribution(
-        Custom(_one_axis_mesh(2))
-    )
+    keras.distribution.set_distribution(Custom(_one_axis_mesh(2)))
     keras.layers.Dense(2).build((None, 2))  # A subclass is still DataParallel.
 
     with pytest.raises(ValueError, match="process_id"):

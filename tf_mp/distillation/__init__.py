@@ -1,6 +1,7 @@
 """Knowledge distillation: `Distiller`, its loss terms, teacher caching, student
-construction."""
+construction, transfer sets and augmentation."""
 
+from tf_mp.distillation.augment import augment
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.distiller import save_student
 from tf_mp.distillation.features import encoder_blocks
@@ -14,3 +15,4 @@ from tf_mp.distillation.teacher_cache import TeacherCache
 from tf_mp.distillation.terms import AttentionDistillation
 from tf_mp.distillation.terms import HiddenStateDistillation
 from tf_mp.distillation.terms import uniform_layer_map
+from tf_mp.distillation.transfer import transfer_set

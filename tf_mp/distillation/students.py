@@ -186,7 +186,9 @@ def _selection(source, layers, heads, units, config, student_config):
     dims_score = np.zeros(hidden)
     for path, value in source.items():
         # The token embedding, or ELECTRA's projection from its smaller one.
-        if path.endswith(("token_embedding/embeddings", "embeddings_projection/kernel")):
+        if path.endswith(
+            ("token_embedding/embeddings", "embeddings_projection/kernel")
+        ):
             if value.shape[-1] == hidden:
                 dims_score = dims_score + _norm(value, 0)
     keep = {"blocks": {}}
