@@ -134,6 +134,10 @@ GOOD = "sentence\tlabel\n" + "".join(f"text {i}\t{i % 2}\n" for i in range(20))
             ["train", "--preset", "tiny", "--data", "{good}", "--epochs", "0"],
             "--epochs",
         ),
+        (
+            ["train", "--preset", "tiny", "--data", "{good}", "--batch-size", "64"],
+            "--batch-size 64 is more than the 18 training rows",
+        ),
         (["distill", "--teacher", "nowhere", "--data", "{good}"], "no such directory"),
         (["tune", "--teacher", "nowhere", "--data", "{good}"], "no such directory"),
         (["devices", "--virtual-devices", "0"], "--virtual-devices must be >= 1"),

@@ -1,5 +1,6 @@
 """`tf-mp distill`: a smaller student from a fine-tuned teacher directory."""
 
+import json
 import os
 import time
 
@@ -35,6 +36,28 @@ def add_parser(subparsers):
         help="A fresh student instead: num_layers=2,hidden_dim=128,num_heads=2,"
         "intermediate_dim=512.",
     )
+    transfer = parser.add_argument_group(
+        "transfer rows (unlabelled; the teacher labels them)"
+    )
+    transfer.add_argument(
+        "--transfer-data",
+        help="Unlabelled texts to distil on as well: a TFDS name, a .tsv/.csv "
+        "file with a header (a label column is not read), a .txt file (one "
+        "text per line) or a GLUE-layout directory (its train.tsv).",
+    )
+    transfer.add_argument(
+        "--transfer-text-column", help="Text column of --transfer-data."
+    )
+    transfer.add_argument(
+        "--transfer-limit", type=int, help="Use the first N transfer texts."
+    )
+    transfer.add_argument(
+        "--augment",
+        type=int,
+        help="Add N augmented copies of every labelled text (Tang et al.: "
+        "masking, word replacement, n-gram sampling), e.g. 20.",
+    )
+    transfer.add_argument("--augment-seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument(
@@ -47,6 +70,12 @@ def add_parser(subparsers):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument(
+        "--lr-schedule",
+        choices=["constant", "linear"],
+        default="constant",
+        help="linear: decay to 0 over the training steps.",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )
     parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
@@ -56,6 +85,9 @@ def add_parser(subparsers):
 
 def run(args):
     common.check_arguments(args)
+    for name in ("transfer_limit", "augment"):
+        common.positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    transfer_texts = load_transfer_texts(args)  # Files: before TensorFlow starts.
     import keras
 
     teacher, preprocessor = common.load_teacher(args)
@@ -72,19 +104,27 @@ def run(args):
         logits_loss=args.logits_loss,
         hidden_weight=args.hidden_weight,
     )
-    distiller.compile(
-        **classifiers.compile_arguments(keras.optimizers.Adam(args.learning_rate))
-    )
     x, data = common.encode(preprocessor, train, args.batch_size)
     x_val, _ = common.encode(preprocessor, validation, args.batch_size)
+    rows = len(train)
+    extra = transfer_rows(args, train, preprocessor, transfer_texts)
+    if extra is not None:
+        data = training_set(args, x, train.labels, extra)
+        rows += len(extra["texts"])
+    steps = args.epochs * -(-rows // args.batch_size)
+    distiller.compile(
+        **classifiers.compile_arguments(
+            keras.optimizers.Adam(learning_rate(args.learning_rate, args, steps))
+        )
+    )
     start = time.perf_counter()
     scoring = {}
     if not args.no_cache:
         cache = tf_mp.distillation.TeacherCache.for_distiller(
             distiller, verbose=common.verbosity()
         )
-        print(f"The teacher scores the {len(train):,} training examples once")
-        data = cache.attach(data).shuffle(len(train), seed=0).batch(args.batch_size)
+        print(f"The teacher scores the {rows:,} training rows once")
+        data = cache.attach(data).shuffle(rows, seed=0).batch(args.batch_size)
         scoring = {
             "teacher_scored_rows": cache.scored_rows,
             "teacher_scoring_seconds": round(cache.scoring_seconds, 2),
@@ -93,7 +133,11 @@ def run(args):
             f"Teacher scored {cache.scored_rows:,} rows in "
             f"{cache.scoring_seconds:.1f} s"
         )
-    print(f"Distilling on {len(train)} examples ({len(validation)} for validation)")
+    print(
+        f"Distilling on {rows:,} rows: {len(train):,} labelled"
+        + (f", {rows - len(train):,} transfer" if rows > len(train) else "")
+        + f" ({len(validation)} for validation)"
+    )
     history = distiller.fit(
         data,
         epochs=args.epochs,
@@ -113,8 +157,11 @@ def run(args):
         "teacher": args.teacher,
         "data": args.data,
         "train_examples": len(train),
+        "transfer_rows": rows - len(train),
+        "augmented_rows": extra["augmented"] if extra else 0,
         "validation_examples": len(validation),
         "distill_seconds": round(seconds, 2),
+        "teacher_fine_tuning_seconds": teacher_cost(args.teacher),
         "teacher_cache": not args.no_cache,
         **scoring,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -147,8 +194,99 @@ def run(args):
             ["distill", "teacher", "student"],
         )
     )
+    cost = f"Total cost {seconds:.1f} s (teacher scoring and student training)"
+    if metrics["teacher_fine_tuning_seconds"] is not None:
+        cost += (
+            f"; the teacher's fine-tuning took "
+            f"{metrics['teacher_fine_tuning_seconds']:.1f} s"
+        )
+    print("\n" + cost)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
     return metrics
+
+
+def load_transfer_texts(args):
+    """The texts of `--transfer-data` (a list, empty without it)."""
+    if not args.transfer_data:
+        return []
+    try:
+        return tf_mp.data.load_texts(
+            args.transfer_data,
+            "train",
+            data_dir=args.data_dir,
+            text_column=args.transfer_text_column,
+            limit=args.transfer_limit,
+        )
+    except ValueError as error:
+        message = str(error).replace("text_column=", "--transfer-text-column ")
+        raise common.UsageError(
+            f"--transfer-data {args.transfer_data}: {message}"
+        ) from None
+
+
+def transfer_rows(args, train, preprocessor, texts):
+    """`{"x": token arrays, "texts": [...], "augmented": n}` of the transfer
+    rows (`texts` from `--transfer-data`, then `--augment` copies), or None."""
+    texts = list(texts)
+    augmented = 0
+    tokenizer = preprocessor.tokenizer
+    reads_special = getattr(tokenizer, "special_tokens_in_strings", None)
+    if args.augment:
+        copies = tf_mp.distillation.augment(
+            train.texts,
+            copies=args.augment,
+            seed=args.augment_seed,
+            mask_token=getattr(tokenizer, "mask_token", None) or "[MASK]",
+        )
+        texts += copies
+        augmented = len(copies)
+    if not texts:
+        return None
+    verbose = common.verbosity() if len(texts) >= common.LARGE_INPUT else 0
+    if args.augment and reads_special is not None:
+        # The mask token in a text must stay one token (keras-hub's WordPiece
+        # splits "[MASK]" otherwise).
+        tokenizer.special_tokens_in_strings = True
+    try:
+        x = tf_mp.data.encode(preprocessor, texts, verbose=verbose)
+    finally:
+        if reads_special is not None:
+            tokenizer.special_tokens_in_strings = reads_special
+    return {"x": x, "texts": texts, "augmented": augmented}
+
+
+def training_set(args, x, labels, extra):
+    """Batches of labelled and transfer rows (`transfer_set` weights)."""
+    import tensorflow as tf
+
+    xs, ys, weights = tf_mp.distillation.transfer_set((x, labels), extra["x"])
+    data = tf.data.Dataset.from_tensor_slices((xs, ys, weights))
+    if args.no_cache:  # The cache shuffles its rows itself.
+        data = data.shuffle(len(ys), seed=0)
+    return data.batch(args.batch_size)
+
+
+def learning_rate(value, args, steps):
+    import keras
+
+    if args.lr_schedule == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(value, steps, 0.0)
+    return value
+
+
+def teacher_cost(teacher):
+    """The teacher's fine-tuning seconds from `tf-mp train`'s metrics.json
+    (beside the model directory), else None."""
+    for path in (
+        os.path.join(teacher, "metrics.json"),
+        os.path.join(os.path.dirname(os.path.abspath(teacher)), "metrics.json"),
+    ):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return float(json.load(handle)["train_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def make_student(args, teacher):

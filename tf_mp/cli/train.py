@@ -52,6 +52,12 @@ def run(args):
             f"--batch-size {args.batch_size} must divide by the mesh's batch axis "
             f"({batch_axis})"
         )
+    if len(train) < args.batch_size:
+        # Full batches only (a mesh splits each): none would train at all.
+        raise common.UsageError(
+            f"--batch-size {args.batch_size} is more than the {len(train)} "
+            "training rows; lower it"
+        )
     _, train_data = common.encode(
         preprocessor, train, args.batch_size, shuffle_seed=0, drop_remainder=True
     )

@@ -11,10 +11,11 @@ import importlib
 from tf_mp.data.sources import EMBEDDED
 from tf_mp.data.sources import TextClassificationData
 from tf_mp.data.sources import load
+from tf_mp.data.sources import load_texts
 
 _PIPELINE = ("encode", "preprocessor", "to_dataset", "word_vocabulary")
 
-__all__ = ["EMBEDDED", "TextClassificationData", "load", *_PIPELINE]
+__all__ = ["EMBEDDED", "TextClassificationData", "load", "load_texts", *_PIPELINE]
 
 
 def __getattr__(name):

@@ -89,6 +89,41 @@ def load(
     return data
 
 
+def load_texts(source, split="train", *, data_dir=None, text_column=None, limit=None):
+    """Loads texts without labels: transfer rows for distillation.
+
+    Args:
+        source: a TFDS name, a `.tsv` / `.csv` file with a header row (a
+            label column, if any, is not read), a `.txt` file (one text per
+            line, no header), a directory holding `train.tsv` / `dev.tsv`,
+            `"tf_mp/sentiment"`, or a list of strings.
+        split, data_dir, text_column, limit: as for `load`.
+
+    Returns:
+        A list of strings.
+    """
+    if isinstance(source, (list, tuple)):
+        texts = [str(t) for t in source]
+    elif not isinstance(source, str) or not source:
+        raise ValueError(
+            "`source` must be a TFDS name, a .tsv/.csv path, a directory, "
+            f"{EMBEDDED!r} or a list of strings. Received: source={source!r}"
+        )
+    else:
+        path = table_path(source, split)
+        if path is None:
+            texts = _texts_from_tfds(source, split, data_dir, text_column)
+        elif path.lower().endswith(".txt"):
+            with open(path, encoding="utf-8") as handle:
+                texts = [line.rstrip("\n") for line in handle if line.strip()]
+        else:
+            texts = _texts_from_table(path, text_column)
+    texts = texts[:limit] if limit is not None else texts
+    if not texts:
+        raise ValueError(f"No texts in source={source!r}, split={split!r}")
+    return texts
+
+
 def table_path(source, split="train"):
     """The TSV/CSV file `load(source, split)` reads, or None for a TFDS name.
 
@@ -100,7 +135,7 @@ def table_path(source, split="train"):
     source = os.path.expanduser(source)
     if os.path.isdir(source):
         path = os.path.join(source, f"{_split_file(split)}.tsv")
-    elif source.lower().endswith((".tsv", ".csv")) or os.path.isfile(source):
+    elif source.lower().endswith((".tsv", ".csv", ".txt")) or os.path.isfile(source):
         path = source
     elif source.startswith((os.sep, ".")):
         # A path, never a TFDS name (`glue/sst2`, `imdb_reviews:1.0.0`).
@@ -121,19 +156,38 @@ def _split_file(split):
     return _SPLIT_FILES[split]
 
 
-def _from_table(path, text_column, label_column, num_classes, split):
+def _read_table(path, pick):
+    """`pick(columns)` gives the column names to read; returns their rows."""
     delimiter = "," if path.lower().endswith(".csv") else "\t"
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(
                 handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL
             )
-            columns = reader.fieldnames or []
-            text = _column("text_column", text_column, columns, _TEXT_COLUMNS, path)
-            label = _column("label_column", label_column, columns, _LABEL_COLUMNS, path)
-            rows = [(row[text], row[label]) for row in reader]
+            names = pick(reader.fieldnames or [])
+            return names, [tuple(row[n] for n in names) for row in reader]
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"Cannot read {path!r} as a table: {error}") from None
+
+
+def _texts_from_table(path, text_column):
+    _, rows = _read_table(
+        path,
+        lambda columns: (
+            _column("text_column", text_column, columns, _TEXT_COLUMNS, path),
+        ),
+    )
+    return [text or "" for (text,) in rows]
+
+
+def _from_table(path, text_column, label_column, num_classes, split):
+    (text, label), rows = _read_table(
+        path,
+        lambda columns: (
+            _column("text_column", text_column, columns, _TEXT_COLUMNS, path),
+            _column("label_column", label_column, columns, _LABEL_COLUMNS, path),
+        ),
+    )
     labels = []
     for line, (_, value) in enumerate(rows, start=2):
         try:
@@ -163,7 +217,8 @@ def _column(argument, name, columns, candidates, where):
     )
 
 
-def _from_tfds(name, split, data_dir, text_column, label_column, num_classes):
+def _tfds_text_feature(name, data_dir, text_column):
+    """`(features, text feature name)` of a TFDS dataset."""
     import tensorflow_datasets as tfds
 
     try:
@@ -183,6 +238,22 @@ def _from_tfds(name, split, data_dir, text_column, label_column, num_classes):
     text = _column(
         "text_column", text_column, columns, (*_TEXT_COLUMNS, *strings), name
     )
+    return features, text
+
+
+def _texts_from_tfds(name, split, data_dir, text_column):
+    import tensorflow_datasets as tfds
+
+    _, text = _tfds_text_feature(name, data_dir, text_column)
+    dataset = tfds.load(name, split=split, data_dir=data_dir)
+    return [example[text].decode("utf-8") for example in dataset.as_numpy_iterator()]
+
+
+def _from_tfds(name, split, data_dir, text_column, label_column, num_classes):
+    import tensorflow_datasets as tfds
+
+    features, text = _tfds_text_feature(name, data_dir, text_column)
+    columns = list(features.keys())
     label = _column("label_column", label_column, columns, _LABEL_COLUMNS, name)
     if num_classes is None:
         num_classes = getattr(features[label], "num_classes", None)
