@@ -85,3 +85,38 @@ def test_augmented_texts_keep_their_labelled_rows():
 def test_bad_inputs_are_named(labelled, unlabelled, match):
     with pytest.raises(ValueError, match=match):
         distillation.transfer_set(labelled, unlabelled)
+
+
+def test_a_cached_augmented_run_equals_an_uncached_one():
+    """Augmented rows through `transfer_set`, teacher cached or run per step."""
+    import tensorflow as tf
+
+    words = [f"w{i}" for i in range(40)]
+    texts = [" ".join(words[i : i + 5]) for i in range(0, 40, 5)]
+    vocabulary = tf_mp.data.word_vocabulary(texts)
+    preprocessor = tf_mp.data.preprocessor(tiny_bert.SEQ, vocabulary=vocabulary)
+    labels = np.arange(len(texts)) % 2
+    copies = distillation.augment(texts, copies=3, seed=0)
+    preprocessor.tokenizer.special_tokens_in_strings = True
+    x, extra = (tf_mp.data.encode(preprocessor, t) for t in (texts, copies))
+    assert (extra["token_ids"] == preprocessor.tokenizer.mask_token_id).any()
+    data = tf.data.Dataset.from_tensor_slices(
+        distillation.transfer_set((x, labels), extra)
+    )
+    teacher = tiny_bert.classifier(seed=0, vocab=len(vocabulary))
+
+    def trained(cached):
+        student = tiny_bert.classifier(num_layers=1, seed=1, vocab=len(vocabulary))
+        distiller = tiny_bert.compile_distiller(
+            tf_mp.Distiller(teacher, student, hidden_weight=1.0)
+        )
+        train = data
+        if cached:
+            cache = distillation.TeacherCache.for_distiller(distiller)
+            train = cache.attach(data.batch(16))
+            assert cache.scored_rows == 32
+        return distiller.fit(train.batch(8), epochs=2, verbose=0).history
+
+    uncached, cached = trained(False), trained(True)
+    for name, values in uncached.items():
+        np.testing.assert_allclose(cached[name], values, rtol=1e-5, atol=1e-6)
