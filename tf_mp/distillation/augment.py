@@ -25,16 +25,28 @@ def augment(
     ngram_rate=0.25,
     max_ngram=5,
     vocabulary=None,
+    masked_lm=None,
+    tokenizer=None,
+    top_k=15,
 ):
-    """Augmented copies of `texts`, Tang et al. 2019's operations.
+    """Augmented copies of `texts`: Tang et al. 2019's operations, and
+    TinyBERT's masked-language-model word replacement when given a model.
 
     Each copy of a text is made word by word (words are split on whitespace):
     with probability `mask_rate` a word becomes `mask_token`, else with
-    probability `replace_rate` it becomes a word drawn from `vocabulary` (in
-    proportion to its count), else it stays. Then, with probability
-    `ngram_rate`, the copy is cut to a random n-gram of it (n drawn from 1 to
-    `max_ngram`). A copy equal to its source is drawn again (up to 10 times),
-    so most copies are new rows.
+    probability `replace_rate` it is replaced, else it stays. Then, with
+    probability `ngram_rate`, the copy is cut to a random n-gram of it (n
+    drawn from 1 to `max_ngram`). Without `masked_lm`, a copy equal to its
+    source is drawn again (up to 10 times), so most copies are new rows.
+
+    Replacements are drawn from `vocabulary` in proportion to word counts.
+    With `masked_lm` (TinyBERT, Jiao et al. 2020), a word the model's
+    tokenizer keeps whole is replaced by one of the model's `top_k` guesses
+    for it, drawn uniformly: the copy's replaced words are masked together and
+    the model reads the copy once. Words split into several pieces (or
+    unknown to it) take a vocabulary draw instead, where TinyBERT used GloVe
+    neighbours. TinyBERT's setting: `mask_rate=0, replace_rate=0.4,
+    ngram_rate=0, masked_lm=...`.
 
     Reproducible: copy `j` of text `i` depends only on `seed`, `i`, `j`, the
     text and the settings, so the same call gives the same rows, and a longer
@@ -53,6 +65,12 @@ def augment(
         vocabulary: `{word: count}` to draw replacements from, or a list of
             texts whose words are counted. Defaults to the words of `texts`,
             by frequency.
+        masked_lm: optional keras-hub masked language model (a
+            `BertMaskedLM`, e.g. `BertMaskedLM.from_preset(path)`) whose
+            guesses replace words.
+        tokenizer: the masked LM's tokenizer. Defaults to its preprocessor's.
+        top_k: int >= 1, how many of the model's best guesses a replacement
+            is drawn from (TinyBERT: 15).
 
     Returns:
         A list of `len(texts) * copies` strings: the copies of `texts[0]`,
@@ -85,12 +103,18 @@ def augment(
             "empty. Pass `vocabulary=` or `replace_rate=0`."
         )
     settings = (mask_token, mask_rate, replace_rate, ngram_rate, max_ngram)
+    if masked_lm is not None:
+        check_number("top_k", top_k, integer=True, low=1)
+        guesser = _Guesser(masked_lm, tokenizer, top_k)
     augmented = []
     for i, text in enumerate(texts):
         for j in range(copies):
             rng = np.random.default_rng([int(seed), i, j])
-            augmented.append(_copy(text, rng, words, weights, settings))
-    return augmented
+            if masked_lm is None:
+                augmented.append(_copy(text, rng, words, weights, settings))
+            else:
+                augmented.append(guesser.plan(text, rng, words, weights, settings))
+    return augmented if masked_lm is None else guesser.fill(augmented)
 
 
 def _vocabulary(source):
@@ -127,3 +151,112 @@ def _copy(text, rng, words, weights, settings):
         if copy != source:
             break
     return " ".join(copy)
+
+
+class _Guesser:
+    """TinyBERT's replacements: copies are planned with placeholders for the
+    words to replace (`plan`), then one masked-LM pass per batch of copies
+    fills them (`fill`)."""
+
+    BATCH = 64
+
+    def __init__(self, masked_lm, tokenizer, top_k):
+        if tokenizer is None:
+            tokenizer = getattr(
+                getattr(masked_lm, "preprocessor", None), "tokenizer", None
+            )
+        if tokenizer is None or not hasattr(tokenizer, "mask_token_id"):
+            raise ValueError(
+                "`masked_lm` needs its tokenizer: pass `tokenizer=` or a model "
+                "with a preprocessor. Received: "
+                f"masked_lm={type(masked_lm).__name__}, tokenizer={tokenizer!r}"
+            )
+        self.model, self.tokenizer, self.top_k = masked_lm, tokenizer, top_k
+        self.length = int(masked_lm.backbone.max_sequence_length)
+        self.special = {
+            int(getattr(tokenizer, f"{name}_token_id"))
+            for name in ("cls", "sep", "pad", "mask", "unk", "start", "end")
+            if getattr(tokenizer, f"{name}_token_id", None) is not None
+        }
+        # Guesses are whole words: no special tokens, no "##" continuations.
+        vocabulary = tokenizer.get_vocabulary()
+        self.excluded = np.array([t.startswith("##") for t in vocabulary])
+        self.excluded[sorted(i for i in self.special if i < len(vocabulary))] = True
+        self.mask_word = getattr(tokenizer, "mask_token", None)
+        self._pieces = {}
+        self.planned = []  # per copy: (words, indices to guess, their rng)
+
+    def pieces(self, word):
+        if word not in self._pieces:
+            ids = self.tokenizer.tokenize(word)
+            self._pieces[word] = [int(i) for i in np.asarray(ids).reshape(-1)]
+        return self._pieces[word]
+
+    def whole(self, word):
+        ids = self.pieces(word)
+        return len(ids) == 1 and ids[0] not in self.special
+
+    def plan(self, text, rng, words, weights, settings):
+        mask_token, mask_rate, replace_rate, ngram_rate, max_ngram = settings
+        copy, guess = [], []
+        for word in text.split():
+            draw = rng.random()
+            if draw < mask_rate:
+                copy.append(mask_token)
+            elif draw < mask_rate + replace_rate and self.whole(word):
+                guess.append(len(copy))
+                copy.append(word)
+            elif draw < mask_rate + replace_rate:
+                copy.append(words[rng.choice(len(words), p=weights)])
+            else:
+                copy.append(word)
+        first = 0
+        if copy and rng.random() < ngram_rate:
+            n = int(rng.integers(1, min(max_ngram, len(copy)) + 1))
+            first = int(rng.integers(0, len(copy) - n + 1))
+            copy = copy[first : first + n]
+        guess = [g - first for g in guess if 0 <= g - first < len(copy)]
+        self.planned.append((copy, guess, rng))
+        return len(self.planned) - 1
+
+    def fill(self, handles):
+        rows = [self.planned[h] for h in handles]
+        for start in range(0, len(rows), self.BATCH):
+            self._fill_batch(rows[start : start + self.BATCH])
+        return [" ".join(words) for words, _, _ in rows]
+
+    def _fill_batch(self, rows):
+        token_ids = np.full((len(rows), self.length), self.tokenizer.pad_token_id)
+        positions = np.zeros((len(rows), max(1, max(len(g) for _, g, _ in rows))))
+        where = []  # (row, word index, column in positions)
+        for r, (words, guess, _) in enumerate(rows):
+            ids, column = [self.tokenizer.cls_token_id], 0
+            for w, word in enumerate(words):
+                if w in guess and len(ids) < self.length - 1:
+                    positions[r, column] = len(ids)
+                    where.append((r, w, column))
+                    column += 1
+                    ids.append(self.tokenizer.mask_token_id)
+                elif word == self.mask_word:
+                    ids.append(self.tokenizer.mask_token_id)
+                else:
+                    ids.extend(self.pieces(word))
+            ids = ids[: self.length - 1] + [self.tokenizer.sep_token_id]
+            token_ids[r, : len(ids)] = ids
+        if not where:
+            return
+        inputs = {
+            "token_ids": token_ids.astype("int32"),
+            "padding_mask": (token_ids != self.tokenizer.pad_token_id).astype("int32"),
+            "segment_ids": np.zeros_like(token_ids, "int32"),
+            "mask_positions": positions.astype("int32"),
+        }
+        names = set(getattr(self.model, "input", {}) or {})
+        inputs = {k: v for k, v in inputs.items() if not names or k in names}
+        logits = np.asarray(self.model.predict_on_batch(inputs))
+        for r, w, column in where:
+            scores = logits[r, column].astype("float64")
+            scores[self.excluded[: len(scores)]] = -np.inf
+            candidates = np.argsort(-scores, kind="stable")[: self.top_k]
+            words, _, rng = rows[r]
+            words[w] = self.tokenizer.id_to_token(int(rng.choice(candidates)))
