@@ -36,6 +36,7 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
             "distill", "--teacher", str(model), "--data", str(data),
             "--seq-len", "16", "--transfer-data", str(transfer), "--augment", "2",
             "--epochs", "1", "--lr-schedule", "linear", "--batch-size", "8",
+            "--cache-dir", str(tmp_path / "cache"),
             "--output", str(output),
         ]
     )  # fmt: skip
@@ -49,6 +50,8 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
     with open(model.parent / "metrics.json") as f:
         fine_tuning = json.load(f)["train_seconds"]
     assert metrics["teacher_fine_tuning_seconds"] == fine_tuning
+    (saved,) = (tmp_path / "cache").iterdir()  # The outputs, kept on disk.
+    assert (saved / "done").exists()
 
 
 @pytest.mark.parametrize(

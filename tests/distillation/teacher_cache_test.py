@@ -102,3 +102,26 @@ def test_missing_cached_blocks_are_named():
 def test_bad_data_is_refused(make_data, error, message):
     with pytest.raises(error, match=message):
         TeacherCache(tiny_bert.classifier(seed=0)).attach(make_data())
+
+
+def test_on_disk_the_teacher_scores_a_chunk_at_a_time(tmp_path):
+    teacher = tiny_bert.classifier(seed=0)
+    data = tiny_bert.dataset(n=20, batch_size=6)
+    whole = list(TeacherCache(teacher, hidden_blocks=[3]).attach(data))
+    cache = TeacherCache(
+        teacher, hidden_blocks=[3], directory=str(tmp_path), chunk_rows=8
+    )
+    chunked = list(cache.attach(data))
+    assert cache.teacher_runs == 1 and cache.scored_rows == 20
+    (saved,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert sorted(p.name for p in saved.iterdir() if p.name.startswith("part_")) == [
+        "part_0",
+        "part_1",
+        "part_2",
+    ]
+    assert len(chunked) == len(whole) == 20
+    for a, b in zip(chunked, whole):
+        for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="`chunk_rows` must be a positive integer"):
+        TeacherCache(teacher, chunk_rows=0)

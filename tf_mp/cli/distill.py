@@ -78,6 +78,12 @@ def add_parser(subparsers):
     parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )
+    parser.add_argument(
+        "--cache-dir",
+        help="Keep the teacher's outputs on disk here, scored 4,096 rows at a "
+        "time (memory then holds one chunk: for hidden states of many "
+        "augmented rows); later runs on the same data reuse them.",
+    )
     parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
     common.add_tensorboard_arguments(parser)
     parser.set_defaults(run=run)
@@ -121,7 +127,7 @@ def run(args):
     scoring = {}
     if not args.no_cache:
         cache = tf_mp.distillation.TeacherCache.for_distiller(
-            distiller, verbose=common.verbosity()
+            distiller, directory=args.cache_dir, verbose=common.verbosity()
         )
         print(f"The teacher scores the {rows:,} training rows once")
         data = cache.attach(data).shuffle(rows, seed=0).batch(args.batch_size)

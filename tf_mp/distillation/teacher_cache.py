@@ -1,6 +1,7 @@
 """`TeacherCache`: the teacher runs once; epochs and tuner trials read its outputs."""
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -36,7 +37,13 @@ class TeacherCache:
             `examples x seq x hidden` floats of memory.
         attention_blocks: teacher block indices whose attention distributions to
             keep (`distiller.teacher_blocks_needed[1]`).
-        directory: optional directory for an on-disk copy.
+        directory: optional directory for an on-disk copy. With one, the
+            teacher scores `chunk_rows` examples at a time and each chunk's
+            outputs go to disk before the next is scored, so memory holds
+            one chunk of outputs, not all (hidden states of 20 augmented
+            copies of a training set do not fit otherwise); the returned
+            dataset reads them from disk.
+        chunk_rows: examples scored at a time with `directory`.
         dtype: storage dtype of the cached outputs, `"float32"` (default) or
             `"float16"` / `"bfloat16"` to halve the memory of hidden states.
             The losses are computed in float32 either way.
@@ -57,7 +64,18 @@ class TeacherCache:
         directory=None,
         dtype="float32",
         verbose=0,
+        chunk_rows=4096,
     ):
+        if (
+            isinstance(chunk_rows, bool)
+            or not isinstance(chunk_rows, int)
+            or (chunk_rows < 1)
+        ):
+            raise ValueError(
+                "`chunk_rows` must be a positive integer. Received: "
+                f"chunk_rows={chunk_rows!r}"
+            )
+        self.chunk_rows = chunk_rows
         if dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(
                 "`dtype` must be 'float32', 'float16' or 'bfloat16'. "
@@ -99,16 +117,29 @@ class TeacherCache:
         path = (
             os.path.join(self.directory, self._key(columns)) if self.directory else None
         )
-        if path and os.path.exists(os.path.join(path, "done")):
-            dataset = tf.data.Dataset.load(os.path.join(path, "dataset"))
+        if path and not os.path.exists(os.path.join(path, "done")):
+            self.teacher_runs += 1
+            _save_atomically(self._chunks(columns, batch_size), path, len(columns[1]))
+        if path:
+            dataset = _load(path)
         else:
+            self.teacher_runs += 1
             dataset = tf.data.Dataset.from_tensor_slices(
                 self._with_outputs(columns, batch_size)
             )
-            if path:
-                _save_atomically(dataset, path, len(columns[1]))
         self._memory[id(data)] = (data, dataset)  # Keep `data` alive: ids stay unique.
         return dataset
+
+    def _chunks(self, columns, batch_size):
+        """Datasets of `chunk_rows` scored examples each, made one at a time."""
+        rows = len(columns[1])
+        for start in range(0, rows, self.chunk_rows):
+            chunk = keras.tree.map_structure(
+                lambda a, start=start: a[start : start + self.chunk_rows], columns
+            )
+            yield tf.data.Dataset.from_tensor_slices(
+                self._with_outputs(chunk, batch_size)
+            )
 
     def _with_outputs(self, columns, batch_size):
         # The teacher sees the batches of `data`, as it would uncached.
@@ -119,7 +150,6 @@ class TeacherCache:
             verbose=self.verbose,
         )
         self.scoring_seconds += time.perf_counter() - start
-        self.teacher_runs += 1
         self.scored_rows += len(rest[0])
         outputs = {
             k: tf.cast(tf.constant(np.asarray(v, "float32")), self.dtype)
@@ -160,14 +190,19 @@ def _collect(data):
     return columns, len(batches[0][1])
 
 
-def _save_atomically(dataset, path, examples):
-    """Saves into a private directory, then renames it to `path`: a process
-    reading `path` (or racing to write it) sees a whole copy or none."""
+def _save_atomically(parts, path, examples):
+    """Saves each dataset of `parts` into a private directory as it comes,
+    then renames the directory to `path`: a process reading `path` (or racing
+    to write it) sees a whole copy or none."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     staging = tempfile.mkdtemp(dir=os.path.dirname(path) or ".", prefix=".staging-")
     try:
-        dataset.save(os.path.join(staging, "dataset"))
-        write_json(os.path.join(staging, "done"), {"examples": examples})
+        count = 0
+        for count, part in enumerate(parts, start=1):
+            part.save(os.path.join(staging, f"part_{count - 1}"))
+        write_json(
+            os.path.join(staging, "done"), {"examples": examples, "parts": count}
+        )
         os.rename(staging, path)
     except OSError:
         if not os.path.exists(os.path.join(path, "done")):
@@ -176,3 +211,17 @@ def _save_atomically(dataset, path, examples):
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging)
+
+
+def _load(path):
+    """The dataset saved at `path`, its parts in order."""
+    with open(os.path.join(path, "done"), encoding="utf-8") as handle:
+        parts = json.load(handle).get("parts")
+    if parts is None:  # Written before caches were saved in parts.
+        return tf.data.Dataset.load(os.path.join(path, "dataset"))
+    dataset = tf.data.Dataset.load(os.path.join(path, "part_0"))
+    for k in range(1, parts):
+        dataset = dataset.concatenate(
+            tf.data.Dataset.load(os.path.join(path, f"part_{k}"))
+        )
+    return dataset
