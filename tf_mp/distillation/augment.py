@@ -113,8 +113,8 @@ def augment(
             if masked_lm is None:
                 augmented.append(_copy(text, rng, words, weights, settings))
             else:
-                augmented.append(guesser.plan(text, rng, words, weights, settings))
-    return augmented if masked_lm is None else guesser.fill(augmented)
+                guesser.plan(text, rng, words, weights, settings)
+    return augmented if masked_lm is None else guesser.fill()
 
 
 def _vocabulary(source):
@@ -129,25 +129,37 @@ def _vocabulary(source):
     return words, (weights / weights.sum() if words else weights)
 
 
-def _copy(text, rng, words, weights, settings):
+def _draw(source, rng, words, weights, settings, guessable=None):
+    """One copy of the words `source`: `(copy, indices)`, where `indices` are
+    the words of `copy` left for a masked LM to replace (words `guessable`
+    accepts; without it every replacement is a vocabulary draw)."""
     mask_token, mask_rate, replace_rate, ngram_rate, max_ngram = settings
+    copy, guess = [], []
+    for word in source:
+        draw = rng.random()
+        if draw < mask_rate:
+            copy.append(mask_token)
+        elif draw < mask_rate + replace_rate and guessable and guessable(word):
+            guess.append(len(copy))
+            copy.append(word)
+        elif draw < mask_rate + replace_rate:
+            copy.append(words[rng.choice(len(words), p=weights)])
+        else:
+            copy.append(word)
+    first = 0
+    if copy and rng.random() < ngram_rate:
+        n = int(rng.integers(1, min(max_ngram, len(copy)) + 1))
+        first = int(rng.integers(0, len(copy) - n + 1))
+        copy = copy[first : first + n]
+    return copy, [g - first for g in guess if 0 <= g - first < len(copy)]
+
+
+def _copy(text, rng, words, weights, settings):
     source = text.split()
     if not source:
         return text
     for _ in range(10):
-        copy = []
-        for word in source:
-            draw = rng.random()
-            if draw < mask_rate:
-                copy.append(mask_token)
-            elif draw < mask_rate + replace_rate:
-                copy.append(words[rng.choice(len(words), p=weights)])
-            else:
-                copy.append(word)
-        if rng.random() < ngram_rate:
-            n = int(rng.integers(1, min(max_ngram, len(copy)) + 1))
-            start = int(rng.integers(0, len(copy) - n + 1))
-            copy = copy[start : start + n]
+        copy, _ = _draw(source, rng, words, weights, settings)
         if copy != source:
             break
     return " ".join(copy)
@@ -184,7 +196,7 @@ class _Guesser:
         self.excluded[sorted(i for i in self.special if i < len(vocabulary))] = True
         self.mask_word = getattr(tokenizer, "mask_token", None)
         self._pieces = {}
-        self.planned = []  # per copy: (words, indices to guess, their rng)
+        self.planned = []  # per copy: (words, indices to guess, its rng)
 
     def pieces(self, word):
         if word not in self._pieces:
@@ -197,33 +209,15 @@ class _Guesser:
         return len(ids) == 1 and ids[0] not in self.special
 
     def plan(self, text, rng, words, weights, settings):
-        mask_token, mask_rate, replace_rate, ngram_rate, max_ngram = settings
-        copy, guess = [], []
-        for word in text.split():
-            draw = rng.random()
-            if draw < mask_rate:
-                copy.append(mask_token)
-            elif draw < mask_rate + replace_rate and self.whole(word):
-                guess.append(len(copy))
-                copy.append(word)
-            elif draw < mask_rate + replace_rate:
-                copy.append(words[rng.choice(len(words), p=weights)])
-            else:
-                copy.append(word)
-        first = 0
-        if copy and rng.random() < ngram_rate:
-            n = int(rng.integers(1, min(max_ngram, len(copy)) + 1))
-            first = int(rng.integers(0, len(copy) - n + 1))
-            copy = copy[first : first + n]
-        guess = [g - first for g in guess if 0 <= g - first < len(copy)]
+        """Draws a copy of `text`; its guesses wait for `fill`."""
+        copy, guess = _draw(text.split(), rng, words, weights, settings, self.whole)
         self.planned.append((copy, guess, rng))
-        return len(self.planned) - 1
 
-    def fill(self, handles):
-        rows = [self.planned[h] for h in handles]
-        for start in range(0, len(rows), self.BATCH):
-            self._fill_batch(rows[start : start + self.BATCH])
-        return [" ".join(words) for words, _, _ in rows]
+    def fill(self):
+        """The planned copies, their guesses filled in, as strings."""
+        for start in range(0, len(self.planned), self.BATCH):
+            self._fill_batch(self.planned[start : start + self.BATCH])
+        return [" ".join(words) for words, _, _ in self.planned]
 
     def _fill_batch(self, rows):
         token_ids = np.full((len(rows), self.length), self.tokenizer.pad_token_id)

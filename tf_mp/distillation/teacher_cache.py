@@ -14,6 +14,7 @@ import tensorflow as tf
 from tf_mp.distillation import features as features_lib
 from tf_mp.distillation.distiller import INPUTS
 from tf_mp.distillation.distiller import TEACHER_OUTPUTS
+from tf_mp.utils.checks import check_number
 from tf_mp.utils.files import write_json
 
 
@@ -66,16 +67,7 @@ class TeacherCache:
         verbose=0,
         chunk_rows=4096,
     ):
-        if (
-            isinstance(chunk_rows, bool)
-            or not isinstance(chunk_rows, int)
-            or (chunk_rows < 1)
-        ):
-            raise ValueError(
-                "`chunk_rows` must be a positive integer. Received: "
-                f"chunk_rows={chunk_rows!r}"
-            )
-        self.chunk_rows = chunk_rows
+        self.chunk_rows = check_number("chunk_rows", chunk_rows, integer=True, low=1)
         if dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(
                 "`dtype` must be 'float32', 'float16' or 'bfloat16'. "

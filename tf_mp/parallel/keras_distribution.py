@@ -168,12 +168,12 @@ def distribute_tensor(tensor, layout):
     distribution's). Inside a step of a model on that mesh (`fit`,
     `evaluate`, `predict`, an eager call), the activation relaid out so.
     """
-    axes = tuple(getattr(layout, "axes", ()))
     if not hasattr(layout, "axes"):
         raise TypeError(
             "`layout` must be a `keras.distribution.TensorLayout`. Received: "
             f"layout={layout!r} of type {type(layout).__name__}"
         )
+    axes = tuple(layout.axes)
     device_mesh = layout.device_mesh
     if device_mesh is not None:
         mesh = mesh_from_keras(device_mesh)
