@@ -5,6 +5,7 @@ from tf_mp.automl.latency import measure_latency
 from tf_mp.automl.pareto import pareto_front
 from tf_mp.automl.result import SearchResult
 from tf_mp.automl.search import search_student
+from tf_mp.automl.search_data import TransferChoices
 from tf_mp.automl.tuners import BayesianOptimization
 from tf_mp.automl.tuners import DistinctBayesianOptimizationOracle
 from tf_mp.automl.tuners import Hyperband

@@ -6,6 +6,8 @@ import zlib
 import keras
 import keras_tuner
 
+from tf_mp.automl import search_data
+from tf_mp.automl.search_data import NO_TRANSFER
 from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
@@ -42,6 +44,12 @@ class StudentHyperModel(keras_tuner.HyperModel):
         learning_rate: Adam learning rates.
         hidden_weight: weight of the hidden-state term (a value or choices;
             0 means logits only, the cheapest teacher cache).
+        transfer: optional choices of training data, a Keras Tuner
+            hyperparameter named `"transfer"`: `"none"` (the labelled rows
+            alone) and names of `search_student`'s `transfer_data` sets
+            (unlabelled rows the teacher labels, mixed with the labelled
+            rows). `fit` then takes the `TransferChoices` that
+            `search_student` builds. Defaults to no such hyperparameter.
         distribution: optional `tf_mp.ModelParallel`; students are then built
             in its scope, and only shapes whose heads and feed-forward units
             divide its `model_axis` are proposed.
@@ -70,6 +78,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         alpha=(0.1, 0.3, 0.5, 0.7),
         learning_rate=(5e-5, 1e-4, 3e-4),
         hidden_weight=0.0,
+        transfer=None,
         distribution=None,
         model_axis="model",
         loss=None,
@@ -106,6 +115,13 @@ class StudentHyperModel(keras_tuner.HyperModel):
             "learning_rate": _values("learning_rate", learning_rate, ()),
             "hidden_weight": _values("hidden_weight", hidden_weight, ()),
         }
+        if transfer is not None:
+            self.space["transfer"] = _values("transfer", transfer, ())
+            if not all(isinstance(v, str) for v in self.space["transfer"]):
+                raise ValueError(
+                    "`transfer` values must be names: 'none' or names of "
+                    f"`transfer_data` sets. Received: transfer={transfer!r}"
+                )
         for argument in ("num_layers", "num_heads", "head_size", "intermediate_dim"):
             check_numbers(argument, self.space[argument], integer=True, low=1)
         for value in self.space["init"]:
@@ -187,6 +203,8 @@ class StudentHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """A compiled `tf_mp.Distiller` of the student for `hp`. The tuner
         measures the student (`distiller.student`) before it trains."""
+        if "transfer" in self.space:  # Registered first: part of the seed.
+            hp.Choice("transfer", self.space["transfer"])
         student = self.student(hp)
         with self._scope():
             distiller = Distiller(
@@ -204,6 +222,21 @@ class StudentHyperModel(keras_tuner.HyperModel):
             arguments["metrics"] = self.metrics or arguments["metrics"]
             distiller.compile(**arguments)
         return distiller
+
+    def fit(self, hp, model, x=None, *args, **kwargs):
+        """`model.fit`, on the training data of `hp`'s `"transfer"` value when
+        `x` is a `TransferChoices` (as `search_student` passes it)."""
+        if isinstance(x, search_data.TransferChoices):
+            choice = hp.get("transfer") if "transfer" in self.space else NO_TRANSFER
+            x, extra = x.fit_arguments(choice)
+            kwargs.update(extra)
+        elif "transfer" in self.space:
+            raise ValueError(
+                "A `StudentHyperModel` with `transfer` choices trains on "
+                "`search_student(..., transfer_data=...)`'s data. Received: "
+                f"x of type {type(x).__name__}"
+            )
+        return model.fit(x, *args, **kwargs)
 
     def _scope(self):
         return optional_scope(self.distribution)

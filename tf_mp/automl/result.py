@@ -28,8 +28,11 @@ class SearchResult:
             reloaded from its checkpoint.
         wall_time_s: seconds spent in the search in this process.
         teacher_runs: how many passes the teacher made over the data before
-            the trials (1 with the cache: train and validation together; 0
-            without).
+            the trials (1 with the cache: train, transfer sets and
+            validation together; 0 without).
+        teacher_scored_rows, teacher_scoring_s: the rows the shared cache's
+            teacher scored in this process, and the seconds that took (0 when
+            a `cache_directory` already held them, and without the cache).
     """
 
     def __init__(self, tuner, trials, objective, wall_time_s, cache=None):
@@ -38,6 +41,8 @@ class SearchResult:
         self.direction = tuner.oracle.objective.direction
         self.wall_time_s = wall_time_s
         self.teacher_runs = cache.teacher_runs if cache else 0
+        self.teacher_scored_rows = cache.scored_rows if cache else 0
+        self.teacher_scoring_s = cache.scoring_seconds if cache else 0.0
         trials = sorted(trials, key=lambda t: t.trial_id)
         self._trial_objects = {t.trial_id: t for t in trials}
         self.trials = [trial_row(tuner, trial, objective) for trial in trials]
@@ -98,6 +103,8 @@ class SearchResult:
                 "trials": self.trials,
                 "wall_time_s": round(self.wall_time_s, 2),
                 "teacher_runs": self.teacher_runs,
+                "teacher_scored_rows": self.teacher_scored_rows,
+                "teacher_scoring_s": round(self.teacher_scoring_s, 2),
             },
             indent=2,
         )

@@ -29,6 +29,8 @@ def search_student(
     batch_size=32,
     hypermodel=None,
     teacher_cache=True,
+    transfer_data=None,
+    cache_directory=None,
     seed=None,
     verbose=0,
     progress=None,
@@ -75,6 +77,19 @@ def search_student(
         hypermodel: a `StudentHyperModel` to set the space. Defaults to
             `StudentHyperModel(teacher, seed=seed)`.
         teacher_cache: share one `TeacherCache` between trials.
+        transfer_data: optional `{name: unlabelled inputs}`: sets of rows
+            without labels (more of the task's text, or `augment`ed copies of
+            the training texts, tokenized like `train`'s inputs: arrays, a
+            dict of arrays or a dataset of input batches). The search then
+            tunes a `"transfer"` hyperparameter: `"none"` or one set's name,
+            whose rows the teacher labels, mixed with `train`'s rows (see
+            `TransferChoices`: the labels loss stays a mean over labelled
+            rows, and an epoch keeps `train`'s number of steps). The cache
+            scores every set once for all trials.
+        cache_directory: optional directory for the shared `TeacherCache`:
+            it scores a chunk of rows at a time and keeps the outputs on disk
+            (memory stays bounded with many augmented rows), and later
+            searches or Keras Tuner workers on the same data reuse them.
         seed: the tuner's random seed, and the default hypermodel's (which
             seeds each trial from it and the trial's hyperparameters).
         verbose: Keras Tuner / `fit` verbosity.
@@ -93,11 +108,24 @@ def search_student(
     """
     _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms, seed)
     directory = _directory_of_this_process(directory or ".", seed)
-    hypermodel = hypermodel or StudentHyperModel(teacher, seed=seed)
+    names = list(search_data.check_transfer_data(transfer_data))
+    hypermodel = hypermodel or StudentHyperModel(
+        teacher,
+        seed=seed,
+        transfer=[search_data.NO_TRANSFER, *names] if names else None,
+    )
     if hypermodel.teacher is not teacher:
         raise ValueError("`hypermodel` was made for another teacher than `teacher`.")
+    _check_transfer_choices(hypermodel, names)
     train, validation, example, cache = search_data.prepare(
-        hypermodel, train, validation, batch_size, teacher_cache
+        hypermodel,
+        train,
+        validation,
+        batch_size,
+        teacher_cache,
+        transfer_data=transfer_data,
+        cache_directory=cache_directory,
+        seed=seed,
     )
     ran = []  # Trials this process ran (a worker cannot list the chief's).
 
@@ -152,6 +180,21 @@ def _directory_of_this_process(directory, seed):
             "one shared mesh. Use one or the other."
         )
     return processes.own_directory(directory)
+
+
+def _check_transfer_choices(hypermodel, names):
+    offered = hypermodel.space.get("transfer")
+    if names and offered is None:
+        raise ValueError(
+            "`transfer_data` needs a `hypermodel` with `transfer` choices, e.g. "
+            f"StudentHyperModel(teacher, transfer={['none', *names]})."
+        )
+    unknown = [v for v in offered or () if v not in (search_data.NO_TRANSFER, *names)]
+    if unknown:
+        raise ValueError(
+            f"The hypermodel's `transfer` choices {unknown} are not sets of "
+            f"`transfer_data` (its names: {names})."
+        )
 
 
 def _check_arguments(tuner, max_trials, epochs, max_params, max_latency_ms, seed):

@@ -7,6 +7,7 @@ import time
 import tf_mp
 from tf_mp.cli import common
 from tf_mp.cli import plots
+from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
 from tf_mp.utils.files import write_json
 
@@ -36,28 +37,11 @@ def add_parser(subparsers):
         help="A fresh student instead: num_layers=2,hidden_dim=128,num_heads=2,"
         "intermediate_dim=512.",
     )
-    transfer = parser.add_argument_group(
-        "transfer rows (unlabelled; the teacher labels them)"
+    transfer.add_arguments(
+        parser,
+        augment_help="Add N augmented copies of every labelled text (Tang et "
+        "al.: masking, word replacement, n-gram sampling), e.g. 20.",
     )
-    transfer.add_argument(
-        "--transfer-data",
-        help="Unlabelled texts to distil on as well: a TFDS name, a .tsv/.csv "
-        "file with a header (a label column is not read), a .txt file (one "
-        "text per line) or a GLUE-layout directory (its train.tsv).",
-    )
-    transfer.add_argument(
-        "--transfer-text-column", help="Text column of --transfer-data."
-    )
-    transfer.add_argument(
-        "--transfer-limit", type=int, help="Use the first N transfer texts."
-    )
-    transfer.add_argument(
-        "--augment",
-        type=int,
-        help="Add N augmented copies of every labelled text (Tang et al.: "
-        "masking, word replacement, n-gram sampling), e.g. 20.",
-    )
-    transfer.add_argument("--augment-seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument(
@@ -78,12 +62,6 @@ def add_parser(subparsers):
     parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )
-    parser.add_argument(
-        "--cache-dir",
-        help="Keep the teacher's outputs on disk here, scored 4,096 rows at a "
-        "time (memory then holds one chunk: for hidden states of many "
-        "augmented rows); later runs on the same data reuse them.",
-    )
     parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
     common.add_tensorboard_arguments(parser)
     parser.set_defaults(run=run)
@@ -91,9 +69,7 @@ def add_parser(subparsers):
 
 def run(args):
     common.check_arguments(args)
-    for name in ("transfer_limit", "augment"):
-        common.positive(f"--{name.replace('_', '-')}", getattr(args, name))
-    transfer_texts = load_transfer_texts(args)  # Files: before TensorFlow starts.
+    transfer_texts = transfer.load_texts(args)  # Files: before TensorFlow starts.
     import keras
 
     teacher, preprocessor = common.load_teacher(args)
@@ -211,54 +187,15 @@ def run(args):
     return metrics
 
 
-def load_transfer_texts(args):
-    """The texts of `--transfer-data` (a list, empty without it)."""
-    if not args.transfer_data:
-        return []
-    try:
-        return tf_mp.data.load_texts(
-            args.transfer_data,
-            "train",
-            data_dir=args.data_dir,
-            text_column=args.transfer_text_column,
-            limit=args.transfer_limit,
-        )
-    except ValueError as error:
-        message = str(error).replace("text_column=", "--transfer-text-column ")
-        raise common.UsageError(
-            f"--transfer-data {args.transfer_data}: {message}"
-        ) from None
-
-
 def transfer_rows(args, train, preprocessor, texts):
     """`{"x": token arrays, "texts": [...], "augmented": n}` of the transfer
     rows (`texts` from `--transfer-data`, then `--augment` copies), or None."""
-    texts = list(texts)
-    augmented = 0
-    tokenizer = preprocessor.tokenizer
-    reads_special = getattr(tokenizer, "special_tokens_in_strings", None)
-    if args.augment:
-        copies = tf_mp.distillation.augment(
-            train.texts,
-            copies=args.augment,
-            seed=args.augment_seed,
-            mask_token=getattr(tokenizer, "mask_token", None) or "[MASK]",
-        )
-        texts += copies
-        augmented = len(copies)
+    copies = transfer.augmented(args, train, preprocessor.tokenizer)
+    texts = list(texts) + copies
     if not texts:
         return None
-    verbose = common.verbosity() if len(texts) >= common.LARGE_INPUT else 0
-    if args.augment and reads_special is not None:
-        # The mask token in a text must stay one token (keras-hub's WordPiece
-        # splits "[MASK]" otherwise).
-        tokenizer.special_tokens_in_strings = True
-    try:
-        x = tf_mp.data.encode(preprocessor, texts, verbose=verbose)
-    finally:
-        if reads_special is not None:
-            tokenizer.special_tokens_in_strings = reads_special
-    return {"x": x, "texts": texts, "augmented": augmented}
+    x = transfer.encode(preprocessor, texts, masked=bool(copies))
+    return {"x": x, "texts": texts, "augmented": len(copies)}
 
 
 def training_set(args, x, labels, extra):

@@ -4,6 +4,7 @@ import os
 
 import tf_mp
 from tf_mp.cli import common
+from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
 
 
@@ -38,6 +39,13 @@ def add_parser(subparsers):
         "--learning-rates",
         default="5e-5,1e-4,3e-4",
         help="Adam learning rates to search, comma-separated (default: %(default)s).",
+    )
+    transfer.add_arguments(
+        parser,
+        augment_help="Also search training on N augmented copies of every "
+        "labelled text (Tang et al.: masking, word replacement, n-gram "
+        "sampling), e.g. 20: the trials choose none, --transfer-data's rows "
+        "or the copies (a `transfer` hyperparameter).",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -75,6 +83,7 @@ def run(args):
                 f"--learning-rates {args.learning_rates}"
             )
     common.check_arguments(args)
+    transfer_texts = transfer.load_texts(args)  # Files: before TensorFlow starts.
 
     teacher, preprocessor = common.load_teacher(args)
     train, validation = common.load_data(args, teacher.get_config()["num_classes"])
@@ -88,6 +97,12 @@ def run(args):
         max_params = int(max_params)
     _, data = common.encode(preprocessor, train, args.batch_size)
     x_val, val_data = common.encode(preprocessor, validation, args.batch_size)
+    sets = {}
+    if transfer_texts:
+        sets["transfer"] = transfer.encode(preprocessor, transfer_texts, masked=False)
+    copies = transfer.augmented(args, train, preprocessor.tokenizer)
+    if copies:
+        sets["augmented"] = transfer.encode(preprocessor, copies, masked=True)
 
     def progress(row):
         hp = row["hyperparameters"]
@@ -96,7 +111,8 @@ def run(args):
             f"trial {int(row['trial_id']) + 1}/{args.trials} {row['status']:<9} "
             f"layers={hp.get('num_layers')} heads={hp.get('num_heads')} "
             f"ff={hp.get('intermediate_dim')} init={hp.get('init', 'random')} "
-            f"params={row.get('encoder_parameters', 0):,} "
+            + (f"transfer={hp['transfer']} " if "transfer" in hp else "")
+            + f"params={row.get('encoder_parameters', 0):,} "
             f"latency={row.get('latency_ms_batch_1', 0):.2f}ms "
             + (
                 f"val_accuracy={score:.4f}"
@@ -110,6 +126,7 @@ def run(args):
         teacher,
         init=inits,
         learning_rate=learning_rates,
+        transfer=["none", *sets] if sets else None,
         seed=args.seed,
     )
     result = tf_mp.automl.search_student(
@@ -127,6 +144,8 @@ def run(args):
         overwrite=args.overwrite,
         seed=args.seed,
         progress=progress,
+        transfer_data=sets or None,
+        cache_directory=args.cache_dir,
     )
     student = result.best_student
     trials_path = os.path.join(output, "trials.json")
@@ -153,4 +172,7 @@ def run(args):
         "teacher_validation_accuracy": teacher_accuracy,
         "trials": len(result.trials),
         "completed": sum(t["status"] == "COMPLETED" for t in result.trials),
+        "transfer_rows": {name: len(x["token_ids"]) for name, x in sets.items()},
+        "teacher_scored_rows": result.teacher_scored_rows,
+        "teacher_scoring_seconds": round(result.teacher_scoring_s, 2),
     }

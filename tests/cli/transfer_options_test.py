@@ -1,5 +1,5 @@
-"""`tf-mp distill --transfer-data / --augment`: the teacher labels extra rows
-once; bad transfer options exit 2 with one line."""
+"""`tf-mp distill` and `tf-mp tune` with `--transfer-data / --augment`: the
+teacher labels extra rows once; bad transfer options exit 2 with one line."""
 
 import json
 
@@ -26,21 +26,30 @@ def teacher(tmp_path_factory):
     return directory / "out" / "model", data
 
 
-def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
+def _run_with_transfer_rows(command, teacher, tmp_path, *extra):
+    """Runs `command` with 10 transfer texts and 2 copies per labelled row;
+    returns its output directory."""
     model, data = teacher
     transfer = tmp_path / "transfer.txt"
     transfer.write_text(TRANSFER)
-    output = tmp_path / "distilled"
+    output = tmp_path / command
     status = main(
         [
-            "distill", "--teacher", str(model), "--data", str(data),
+            command, "--teacher", str(model), "--data", str(data),
             "--seq-len", "16", "--transfer-data", str(transfer), "--augment", "2",
-            "--epochs", "1", "--lr-schedule", "linear", "--batch-size", "8",
-            "--cache-dir", str(tmp_path / "cache"),
-            "--output", str(output),
+            "--batch-size", "8", "--output", str(output), *extra,
         ]
     )  # fmt: skip
     assert status == 0
+    return output
+
+
+def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
+    model, _ = teacher
+    extra = ["--epochs", "1", "--lr-schedule", "linear"]
+    output = _run_with_transfer_rows(
+        "distill", teacher, tmp_path, *extra, "--cache-dir", str(tmp_path / "cache")
+    )
     with open(output / "metrics.json") as f:
         metrics = json.load(f)
     labelled = metrics["train_examples"]  # 90% of the rows; 10% validate.
@@ -54,6 +63,19 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
     assert (saved / "done").exists()
 
 
+def test_a_search_chooses_between_no_transfer_rows_and_each_set(teacher, tmp_path):
+    extra = ["--tuner", "random", "--trials", "3", "--init", "teacher"]
+    output = _run_with_transfer_rows("tune", teacher, tmp_path, *extra)
+    with open(output / "trials.json") as f:
+        trials = json.load(f)
+    chosen = {t["hyperparameters"]["transfer"] for t in trials["trials"]}
+    assert chosen <= {"none", "transfer", "augmented"} and chosen
+    labelled, validation = ROWS - ROWS // 10, ROWS // 10  # tf-mp's 90/10 split.
+    assert trials["teacher_scored_rows"] == labelled + 10 + 2 * labelled + validation
+    assert trials["teacher_runs"] == 1
+
+
+@pytest.mark.parametrize("command", ["distill", "tune"])
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -68,7 +90,7 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
     ],
 )
 def test_bad_transfer_options_exit_2_with_one_line(
-    teacher, tmp_path, capsys, extra, message
+    teacher, tmp_path, capsys, command, extra, message
 ):
     model, data = teacher
     files = {"{empty}": tmp_path / "empty.txt", "{table}": tmp_path / "t.tsv"}
@@ -77,8 +99,8 @@ def test_bad_transfer_options_exit_2_with_one_line(
     extra = [str(files.get(a, a)) for a in extra]
     for name, path in files.items():
         message = message.replace(name, str(path))
-    argv = ["distill", "--teacher", str(model), "--data", str(data), *extra]
+    argv = [command, "--teacher", str(model), "--data", str(data), *extra]
     status = main([*argv, "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    assert err[0].startswith("tf-mp distill: error: ") and message in err[0], err
+    assert err[0].startswith(f"tf-mp {command}: error: ") and message in err[0], err
