@@ -222,25 +222,14 @@ def main():
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **recipe)
         times = EpochTimes()
-        if method == "labels":
-            model = student
-        elif method == "keras_distiller":
-            model = keras.distillation.Distiller(
-                teacher=teacher,
-                student=student,
-                distillation_losses=keras.distillation.LogitsDistillation(
-                    temperature=settings["temperature"]
-                ),
-                student_loss_weight=settings["alpha"],
-            )
-        else:
-            model = tf_mp.Distiller(
-                teacher,
-                student,
-                temperature=settings["temperature"],
-                alpha=settings["alpha"],
-                hidden_weight=args.hidden_weight,
-            )
+        model = sst2.trainable(
+            method,
+            teacher,
+            student,
+            settings["temperature"],
+            settings["alpha"],
+            args.hidden_weight,
+        )
         if method == "tf_mp_distiller":
             data = cached.shuffle(len(pool_y), seed=2 + seed).repeat()
             data = data.batch(args.batch_size).prefetch(2)

@@ -32,8 +32,9 @@ def read_tsv(split, limit=None, offset=0):
     ]
 
 
-def tokenize(preset, sentences, seq_len):
-    """Token dicts (numpy) for `sentences` with the preset's preprocessor."""
+def tokenize(preset, sentences, seq_len, masked=False):
+    """Token dicts (numpy) for `sentences` with the preset's preprocessor
+    (`masked`: "[MASK]" in a sentence is read as the one mask token)."""
     import keras_hub
     import numpy as np
     import tensorflow as tf
@@ -41,6 +42,7 @@ def tokenize(preset, sentences, seq_len):
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(
         preset, sequence_length=seq_len
     )
+    preprocessor.tokenizer.special_tokens_in_strings = masked
     batches = tf.data.Dataset.from_tensor_slices(sentences).batch(256).map(preprocessor)
     parts = list(batches.as_numpy_iterator())
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -56,8 +58,11 @@ def dataset(x, y, batch_size, sample_weight=None, shuffle_seed=None):
     return data.batch(batch_size).prefetch(2)
 
 
-def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
-    """A MiniLM `BertTextClassifier` fine-tuned on (x, y); cached on disk.
+def fine_tuned_teacher(
+    preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5, refit=False
+):
+    """A MiniLM `BertTextClassifier` fine-tuned on (x, y); cached on disk
+    (`refit`: fine-tuned again all the same, to time it in this run).
 
     Returns `(teacher, seconds spent fine-tuning or 0.0 when reloaded)`.
     """
@@ -83,7 +88,7 @@ def fine_tuned_teacher(preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5):
     teacher = keras_hub.models.BertTextClassifier(
         backbone, num_classes=2, preprocessor=None
     )
-    if os.path.exists(path):
+    if os.path.exists(path) and not refit:
         teacher.load_weights(path)
         return teacher, 0.0
     teacher.compile(
@@ -109,3 +114,31 @@ def examples_per_second(models, x, batch_size=32, rounds=3):
             model.predict(x, batch_size=batch_size, verbose=0)
             best[name] = max(best[name], n / (time.perf_counter() - start))
     return best
+
+
+def trainable(method, teacher, student, temperature, alpha, hidden_weight=0.0):
+    """The model a bench arm fits: the student itself (`"labels"`), a
+    `keras.distillation.Distiller` with `LogitsDistillation` as a Keras user
+    writes it (`"keras_distiller"`), or a `tf_mp.Distiller` (any other)."""
+    import keras
+
+    import tf_mp
+
+    if method == "labels":
+        return student
+    if method == "keras_distiller":
+        return keras.distillation.Distiller(
+            teacher=teacher,
+            student=student,
+            distillation_losses=keras.distillation.LogitsDistillation(
+                temperature=temperature
+            ),
+            student_loss_weight=alpha,
+        )
+    return tf_mp.Distiller(
+        teacher,
+        student,
+        temperature=temperature,
+        alpha=alpha,
+        hidden_weight=hidden_weight,
+    )

@@ -1,0 +1,271 @@
+"""Distillation recipes at one cost budget: a multiple of the teacher's fine-tuning.
+
+Teacher: all-MiniLM-L6-v2 fine-tuned on the first `--rows` SST-2 training rows,
+timed in this run (`--budget 2`: every arm may spend twice that wall time).
+Students: (a) teacher blocks [0, 2, 4] copied, (b) the narrow shape
+`bench_search.py` found (blocks 0, 3; 12 heads; 384 units). Arms, each from
+the same initial student per seed:
+
+* `labels`: cross-entropy on the labelled rows;
+* `keras_distiller`: `keras.distillation.Distiller` with
+  `LogitsDistillation(temperature)`; its teacher runs in every step;
+* `tf_mp`: `tf_mp.Distiller` on the labelled rows, the teacher scored once
+  (`TeacherCache`): the recipe the Distiller's defaults gave before this bench;
+* `tf_mp_transfer`: the same plus `--transfer` later training rows without
+  their labels (`tf_mp.automl.TransferChoices`' stream: rows in proportion,
+  labelled rows weighted so the labels loss stays their mean);
+* `tf_mp_augment`: the same with `--copies` augmented copies of each labelled
+  row (`tf_mp.distillation.augment`, Tang et al.'s operations) instead.
+
+An arm's cost is its teacher scoring (rows x the per-row time of one pass over
+all the rows, measured here) plus its student training. Each arm first times
+`--calibration-steps` steps of a throwaway copy of its model, then trains a
+fresh one (same seed) for as many steps as the rest of the budget holds, the
+learning rate decaying linearly to 0 over them; a wall-clock stop ends it at
+the budget should the estimate be short. Evaluation is not counted.
+
+Prints one JSON line: per student and arm, dev accuracy (mean and per seed)
+and its fraction of the teacher's, accuracy on the `--held-out` last training
+rows (no arm trains on them: recipes are chosen there, not on dev), steps,
+cost in seconds, and the budget.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+ARMS = ("labels", "keras_distiller", "tf_mp", "tf_mp_transfer", "tf_mp_augment")
+STUDENTS = {
+    "a": dict(recipe=dict(layers=[0, 2, 4]), lr=1e-4, temperature=2.0, alpha=0.5),
+    "b": dict(
+        recipe=dict(layers=[0, 3], num_heads=12, intermediate_dim=384),
+        lr=3e-4,
+        temperature=4.0,
+        alpha=0.3,
+    ),
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", help="Teacher checkpoint (default: MiniLM).")
+    parser.add_argument("--rows", type=int, default=4096, help="Labelled rows.")
+    parser.add_argument("--transfer", type=int, default=8192, help="Unlabelled rows.")
+    parser.add_argument("--copies", type=int, default=2, help="Augmented per row.")
+    parser.add_argument("--budget", type=float, default=2.0, help="x fine-tuning.")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--held-out", type=int, default=2048, help="Last train rows.")
+    parser.add_argument("--seeds", default="0", help="Comma-separated, e.g. 0,1,2.")
+    parser.add_argument("--students", default="a,b", help="a and/or b.")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--calibration-steps", type=int, default=24)
+    parser.add_argument("--teacher-lr", type=float, default=1e-4)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    arms = args.arms.split(",")
+    import sst2_teacher as sst2
+
+    preset = args.preset or sst2.minilm_path()
+    import keras
+    import numpy as np
+
+    import tf_mp
+    from tf_mp import distillation
+    from tf_mp.utils.classifiers import accuracy
+
+    texts, labels = sst2.read_tsv("train")
+    held_start = len(labels) - args.held_out
+    labelled_texts = texts[: args.rows]
+    transfer_texts = texts[args.rows : held_start][: args.transfer]
+    copies = distillation.augment(labelled_texts, copies=args.copies, seed=0)
+    x = sst2.tokenize(preset, labelled_texts, args.seq_len)
+    y = np.asarray(labels[: args.rows], "int32")
+    sets = {
+        "tf_mp_transfer": sst2.tokenize(preset, transfer_texts, args.seq_len),
+        "tf_mp_augment": sst2.tokenize(preset, copies, args.seq_len, masked=True),
+    }
+    dev_texts, dev_labels = sst2.read_tsv("dev")
+    eval_sets = {
+        "dev": (sst2.tokenize(preset, dev_texts, args.seq_len), dev_labels),
+        "held_out": (
+            sst2.tokenize(preset, texts[held_start:], args.seq_len),
+            labels[held_start:],
+        ),
+    }
+    eval_sets = {k: (v, np.asarray(w, "int32")) for k, (v, w) in eval_sets.items()}
+
+    teacher, finetune_s = sst2.fine_tuned_teacher(
+        preset, x, y, args.seq_len, lr=args.teacher_lr, refit=True
+    )
+    budget = args.budget * finetune_s
+    teacher_acc = {k: accuracy(teacher, *v) for k, v in eval_sets.items()}
+
+    # One pass of the teacher over every row any arm reads; each arm is
+    # charged its own rows at the measured per-row time.
+    cache = distillation.TeacherCache(teacher)
+    pool = {k: np.concatenate([x[k], *(s[k] for s in sets.values())]) for k in x}
+    pool_y = np.zeros(len(pool["token_ids"]), "int32")
+    pool_y[: len(y)] = y
+    scored = cache.attach(sst2.dataset(pool, pool_y, 256))
+    per_row_s = cache.scoring_seconds / cache.scored_rows
+    parts, start = {}, 0
+    for name, rows in [("tf_mp", len(y))] + [
+        (k, len(v["token_ids"])) for k, v in sets.items()
+    ]:
+        # Cached once split: each pass of a repeating stream reads memory.
+        parts[name] = (scored.skip(start).take(rows).cache(), rows)
+        start += rows
+
+    def data_for(arm, seed):
+        """`(dataset, rows the teacher scored for it)`; datasets repeat."""
+        if arm in ("labels", "keras_distiller"):
+            data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
+            return data.repeat(), 0
+        labelled, rows = parts["tf_mp"]
+        if arm == "tf_mp":
+            data = labelled.shuffle(rows, seed=2 + seed).repeat()
+            return data.batch(args.batch_size).prefetch(2), rows
+        extra = {arm: parts[arm]}
+        choices = tf_mp.automl.TransferChoices(
+            None, (labelled, rows), extra, args.batch_size, seed=2 + seed
+        )
+        data, _ = choices.fit_arguments(arm)
+        return data, rows + parts[arm][1]
+
+    def model_for(arm, student, settings, steps):
+        model = sst2.trainable(
+            arm, teacher, student, settings["temperature"], settings["alpha"]
+        )
+        rate = keras.optimizers.schedules.PolynomialDecay(
+            settings["lr"], decay_steps=max(steps, 1), end_learning_rate=0.0
+        )
+        model.compile(
+            keras.optimizers.Adam(rate),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["sparse_categorical_accuracy"],
+        )
+        return model
+
+    def run(arm, settings, seed):
+        data, rows = data_for(arm, seed)
+        charge = rows * per_row_s
+        # Calibration: a throwaway copy, timed after its trace.
+        keras.utils.set_random_seed(seed)
+        student = distillation.student_from_teacher(teacher, **settings["recipe"])
+        clock = Clock()
+        start = time.perf_counter()
+        model_for(arm, student, settings, args.calibration_steps).fit(
+            data,
+            epochs=1,
+            steps_per_epoch=args.calibration_steps,
+            callbacks=[clock],
+            verbose=0,
+        )
+        total = time.perf_counter() - start
+        step_s = float(np.median(np.diff(clock.ends[4:])))
+        overhead = total - step_s * args.calibration_steps
+        steps = int((budget - charge - overhead) / step_s)
+        if steps < 1:
+            return {"steps": 0, "cost_s": round(charge, 1), "over_budget": True}
+        keras.utils.set_random_seed(seed)
+        student = distillation.student_from_teacher(teacher, **settings["recipe"])
+        model = model_for(arm, student, settings, steps)
+        stop = Deadline(budget - charge)
+        model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[stop], verbose=0)
+        scores = {k: accuracy(student, *v) for k, v in eval_sets.items()}
+        return {
+            "steps": stop.steps,
+            "planned_steps": steps,
+            "cost_s": round(charge + stop.seconds, 1),
+            "scoring_s": round(charge, 1),
+            "calibration_step_s": round(step_s, 4),
+            **{k: round(v, 4) for k, v in scores.items()},
+        }
+
+    results = {}
+    for name in args.students.split(","):
+        settings = STUDENTS[name]
+        row = {}
+        for arm in arms:
+            runs = [run(arm, settings, seed) for seed in seeds]
+            done = [r for r in runs if r["steps"]]
+            mean = {
+                k: float(np.mean([r[k] for r in done])) if done else None
+                for k in eval_sets
+            }
+            row[arm] = {
+                "dev_accuracy": mean["dev"],
+                "fraction_of_teacher": mean["dev"] and mean["dev"] / teacher_acc["dev"],
+                "held_out_accuracy": mean["held_out"],
+                "runs": runs,
+            }
+            print(json.dumps({"student": name, "arm": arm, **row[arm]}), flush=True)
+        results[name] = row
+    print(
+        json.dumps(
+            {
+                "benchmark": "bench_distill_budget",
+                "rows": args.rows,
+                "transfer_rows": len(transfer_texts),
+                "augmented_rows": len(copies),
+                "seeds": seeds,
+                "teacher_finetune_s": round(finetune_s, 1),
+                "budget_s": round(budget, 1),
+                "teacher_scoring_s_per_1000_rows": round(1000 * per_row_s, 2),
+                "teacher_dev_accuracy": round(teacher_acc["dev"], 4),
+                "teacher_held_out_accuracy": round(teacher_acc["held_out"], 4),
+                "students": results,
+            }
+        )
+    )
+
+
+class Clock:
+    """A Keras callback recording the time each batch ends."""
+
+    def __new__(cls):
+        import keras
+
+        class _Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.ends = []
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.ends.append(time.perf_counter())
+
+        return _Clock()
+
+
+class Deadline:
+    """A Keras callback that stops training once `seconds` have passed."""
+
+    def __new__(cls, seconds):
+        import keras
+
+        class _Deadline(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.start = time.perf_counter()
+                self.steps = 0
+                self.seconds = 0.0
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.steps += 1
+                self.seconds = time.perf_counter() - self.start
+                if self.seconds >= seconds:
+                    self.model.stop_training = True
+
+        return _Deadline()
+
+
+if __name__ == "__main__":
+    main()
