@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mp.distillation.teacher_cache import TeacherCache
+from tf_mp.distillation.transfer import labelled_weight
 
 # The value of the `transfer` hyperparameter that trains on `train` alone.
 NO_TRANSFER = "none"
@@ -51,10 +52,6 @@ class TransferChoices:
     def names(self):
         return [NO_TRANSFER, *self._sets]
 
-    def rows(self, name):
-        """How many transfer rows the choice `name` adds (0 for none)."""
-        return 0 if name == NO_TRANSFER else self._sets[name][1]
-
     def fit_arguments(self, name):
         """`(x, extra fit kwargs)` for the choice `name`."""
         if name == NO_TRANSFER:
@@ -64,7 +61,7 @@ class TransferChoices:
                 f"`transfer` must be one of {self.names}. Received: transfer={name!r}"
             )
         (labelled, rows), (extra, count) = self._labelled, self._sets[name]
-        ratio = (rows + count) / rows
+        ratio = labelled_weight(rows, count)
         streams = [
             data.map(lambda *row, w=weight: _weighted(row, w))
             .shuffle(min(n, SHUFFLE_ROWS), seed=self.seed + k)

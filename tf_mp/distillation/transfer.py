@@ -57,9 +57,15 @@ def transfer_set(labelled, unlabelled):
     )
     labels = np.concatenate([y, np.zeros((extra,) + y.shape[1:], y.dtype)])
     weights = np.concatenate(
-        [np.full(rows, (rows + extra) / rows), np.zeros(extra)]
+        [np.full(rows, labelled_weight(rows, extra)), np.zeros(extra)]
     ).astype("float32")
     return merged, labels, weights
+
+
+def labelled_weight(labelled_rows, transfer_rows):
+    """The sample weight of a labelled row among `transfer_rows` rows of
+    weight 0: `total / labelled`, so the labels loss stays their mean."""
+    return (labelled_rows + transfer_rows) / labelled_rows
 
 
 def _rows(argument, x):
