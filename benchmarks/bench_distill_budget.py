@@ -1,10 +1,10 @@
 """Distillation recipes at one cost budget: a multiple of the teacher's fine-tuning.
 
-Teacher: all-MiniLM-L6-v2 fine-tuned on the first `--rows` SST-2 training rows,
-timed in this run (`--budget 2`: every arm may spend twice that wall time).
-Students: (a) teacher blocks [0, 2, 4] copied, (b) the narrow shape
-`bench_search.py` found (blocks 0, 3; 12 heads; 384 units). Arms, each from
-the same initial student per seed:
+Teacher: all-MiniLM-L6-v2 fine-tuned on the first `--rows` SST-2 training rows
+for `--teacher-epochs`, timed in this run (`--budget 2`: every arm may spend
+twice that wall time). Students: (a) teacher blocks [0, 2, 4] copied, (b) the
+narrow shape `bench_search.py` found (blocks 0, 3; 12 heads; 384 units). Arms,
+each from the same initial student per seed:
 
 * `labels`: cross-entropy on the labelled rows;
 * `keras_distiller`: `keras.distillation.Distiller` with
@@ -65,6 +65,7 @@ def parse_args():
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--calibration-steps", type=int, default=24)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
+    parser.add_argument("--teacher-epochs", type=int, default=1)
     return parser.parse_args()
 
 
@@ -90,9 +91,11 @@ def main():
     x = sst2.tokenize(preset, labelled_texts, args.seq_len)
     y = np.asarray(labels[: args.rows], "int32")
     sets = {
-        "tf_mp_transfer": sst2.tokenize(preset, transfer_texts, args.seq_len),
-        "tf_mp_augment": sst2.tokenize(preset, copies, args.seq_len, masked=True),
+        "tf_mp_transfer": lambda: sst2.tokenize(preset, transfer_texts, args.seq_len),
+        "tf_mp_augment": lambda: sst2.tokenize(preset, copies, args.seq_len, True),
     }
+    # Only the rows a requested arm reads are tokenized and scored.
+    sets = {arm: tokens() for arm, tokens in sets.items() if arm in arms}
     dev_texts, dev_labels = sst2.read_tsv("dev")
     eval_sets = {
         "dev": (sst2.tokenize(preset, dev_texts, args.seq_len), dev_labels),
@@ -104,7 +107,13 @@ def main():
     eval_sets = {k: (v, np.asarray(w, "int32")) for k, (v, w) in eval_sets.items()}
 
     teacher, finetune_s = sst2.fine_tuned_teacher(
-        preset, x, y, args.seq_len, lr=args.teacher_lr, refit=True
+        preset,
+        x,
+        y,
+        args.seq_len,
+        epochs=args.teacher_epochs,
+        lr=args.teacher_lr,
+        refit=True,
     )
     budget = args.budget * finetune_s
     teacher_acc = {k: accuracy(teacher, *v) for k, v in eval_sets.items()}
@@ -217,6 +226,7 @@ def main():
                 "rows": args.rows,
                 "transfer_rows": len(transfer_texts),
                 "augmented_rows": len(copies),
+                "teacher_epochs": args.teacher_epochs,
                 "seeds": seeds,
                 "teacher_finetune_s": round(finetune_s, 1),
                 "budget_s": round(budget, 1),
