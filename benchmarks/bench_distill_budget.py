@@ -1,10 +1,10 @@
 """Distillation recipes at one cost budget: a multiple of the teacher's fine-tuning.
 
 Teacher: all-MiniLM-L6-v2 fine-tuned on the first `--rows` SST-2 training rows
-for `--teacher-epochs`, timed in this run (`--budget 2`: every arm may spend
-twice that wall time). Students: (a) teacher blocks [0, 2, 4] copied, (b) the
-narrow shape `bench_search.py` found (blocks 0, 3; 12 heads; 384 units). Arms,
-each from the same initial student per seed:
+for `--teacher-epochs` (`--teacher-schedule`), timed in this run (`--budget
+2`: every arm may spend twice that wall time). Students: (a) teacher blocks
+[0, 2, 4] copied, (b) the narrow shape `bench_search.py` found (blocks 0, 3; 12
+heads; 384 units). Arms, each from the same initial student per seed:
 
 * `labels`: cross-entropy on the labelled rows;
 * `keras_distiller`: `keras.distillation.Distiller` with
@@ -66,6 +66,9 @@ def parse_args():
     parser.add_argument("--calibration-steps", type=int, default=24)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--teacher-epochs", type=int, default=1)
+    parser.add_argument(
+        "--teacher-schedule", choices=("constant", "linear"), default="constant"
+    )
     return parser.parse_args()
 
 
@@ -114,6 +117,7 @@ def main():
         epochs=args.teacher_epochs,
         lr=args.teacher_lr,
         refit=True,
+        schedule=args.teacher_schedule,
     )
     budget = args.budget * finetune_s
     teacher_acc = {k: accuracy(teacher, *v) for k, v in eval_sets.items()}
@@ -227,6 +231,7 @@ def main():
                 "transfer_rows": len(transfer_texts),
                 "augmented_rows": len(copies),
                 "teacher_epochs": args.teacher_epochs,
+                "teacher_schedule": args.teacher_schedule,
                 "seeds": seeds,
                 "teacher_finetune_s": round(finetune_s, 1),
                 "budget_s": round(budget, 1),

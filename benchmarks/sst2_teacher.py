@@ -59,10 +59,20 @@ def dataset(x, y, batch_size, sample_weight=None, shuffle_seed=None):
 
 
 def fine_tuned_teacher(
-    preset, x, y, seq_len, epochs=1, batch_size=32, lr=5e-5, refit=False
+    preset,
+    x,
+    y,
+    seq_len,
+    epochs=1,
+    batch_size=32,
+    lr=5e-5,
+    refit=False,
+    schedule="constant",
 ):
     """A MiniLM `BertTextClassifier` fine-tuned on (x, y); cached on disk
     (`refit`: fine-tuned again all the same, to time it in this run).
+    `schedule`: `"constant"` learning rate, or `"linear"` decay to 0 over
+    the fine-tuning's steps.
 
     Returns `(teacher, seconds spent fine-tuning or 0.0 when reloaded)`.
     """
@@ -81,6 +91,8 @@ def fine_tuned_teacher(
         lr=lr,
         data=hashlib.sha256(np.ascontiguousarray(x["token_ids"])).hexdigest()[:12],
     )
+    if schedule != "constant":  # Keys of constant-rate teachers stay as they were.
+        recipe["schedule"] = schedule
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(CACHE, f"teacher_{key}.weights.h5")
     keras.utils.set_random_seed(0)
@@ -91,6 +103,14 @@ def fine_tuned_teacher(
     if os.path.exists(path) and not refit:
         teacher.load_weights(path)
         return teacher, 0.0
+    if schedule == "linear":
+        steps = epochs * -(-len(y) // batch_size)
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0)
+    elif schedule != "constant":
+        raise ValueError(
+            "`schedule` must be 'constant' or 'linear'. "
+            f"Received: schedule={schedule!r}"
+        )
     teacher.compile(
         **compile_arguments(keras.optimizers.AdamW(lr), "sparse_categorical_accuracy")
     )
