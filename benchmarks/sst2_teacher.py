@@ -7,6 +7,7 @@ under `~/.cache/tf_mp_bench/` keyed by its recipe, so later benchmarks reuse it.
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import time
@@ -76,6 +77,11 @@ def fine_tuned_teacher(
 
     Returns `(teacher, seconds spent fine-tuning or 0.0 when reloaded)`.
     """
+    if schedule not in ("constant", "linear"):
+        raise ValueError(
+            "`schedule` must be 'constant' or 'linear'. "
+            f"Received: schedule={schedule!r}"
+        )
     import keras
     import keras_hub
     import numpy as np
@@ -104,13 +110,8 @@ def fine_tuned_teacher(
         teacher.load_weights(path)
         return teacher, 0.0
     if schedule == "linear":
-        steps = epochs * -(-len(y) // batch_size)
+        steps = epochs * math.ceil(len(y) / batch_size)
         lr = keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0)
-    elif schedule != "constant":
-        raise ValueError(
-            "`schedule` must be 'constant' or 'linear'. "
-            f"Received: schedule={schedule!r}"
-        )
     teacher.compile(
         **compile_arguments(keras.optimizers.AdamW(lr), "sparse_categorical_accuracy")
     )
