@@ -40,6 +40,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from sst2_teacher import TEACHER_SCHEDULES  # noqa: E402
+
 ARMS = ("labels", "keras_distiller", "tf_mp", "tf_mp_transfer", "tf_mp_augment")
 STUDENTS = {
     "a": dict(recipe=dict(layers=[0, 2, 4]), lr=1e-4, temperature=2.0, alpha=0.5),
@@ -69,7 +71,7 @@ def parse_args():
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument(
-        "--teacher-schedule", choices=("constant", "linear"), default="linear"
+        "--teacher-schedule", choices=TEACHER_SCHEDULES, default="linear"
     )
     return parser.parse_args()
 

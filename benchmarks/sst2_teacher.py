@@ -15,6 +15,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SST2 = os.path.join(HERE, "..", "..", "shared", "data", "sst2")
 CACHE = os.path.expanduser(os.environ.get("TF_MP_BENCH_CACHE", "~/.cache/tf_mp_bench"))
+# How the teacher's learning rate moves over its fine-tuning.
+TEACHER_SCHEDULES = ("constant", "linear")
 
 
 def minilm_path():
@@ -77,9 +79,9 @@ def fine_tuned_teacher(
 
     Returns `(teacher, seconds spent fine-tuning or 0.0 when reloaded)`.
     """
-    if schedule not in ("constant", "linear"):
+    if schedule not in TEACHER_SCHEDULES:
         raise ValueError(
-            "`schedule` must be 'constant' or 'linear'. "
+            f"`schedule` must be one of {TEACHER_SCHEDULES}. "
             f"Received: schedule={schedule!r}"
         )
     import keras
