@@ -62,6 +62,10 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert len(search["trials"]) == 3
     # The teacher scored the training rows once (the cache).
     assert distilled["teacher_scored_rows"] == distilled["train_examples"]
+    # Its learning rate decayed to 0 over the 4 epochs of batches of 16.
+    steps = 4 * -(-distilled["train_examples"] // 16)
+    assert distilled["train_steps"] == distilled["lr_decay_steps"] == steps
+    assert distilled["final_learning_rate"] == 0.0
     # The search starts its students from the teacher's blocks: its best is
     # near the teacher, far above chance (0.5) on the shipped corpus.
     completed = [t for t in search["trials"] if t["status"] == "COMPLETED"]

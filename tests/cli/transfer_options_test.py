@@ -46,7 +46,7 @@ def _run_with_transfer_rows(command, teacher, tmp_path, *extra):
 
 def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
     model, _ = teacher
-    extra = ["--epochs", "1", "--lr-schedule", "linear"]
+    extra = ["--epochs", "2"]
     output = _run_with_transfer_rows(
         "distill", teacher, tmp_path, *extra, "--cache-dir", str(tmp_path / "cache")
     )
@@ -55,7 +55,13 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
     labelled = metrics["train_examples"]  # 90% of the rows; 10% validate.
     assert metrics["augmented_rows"] == 2 * labelled
     assert metrics["transfer_rows"] == 10 + 2 * labelled
-    assert metrics["teacher_scored_rows"] == labelled + 10 + 2 * labelled
+    rows = labelled + 10 + 2 * labelled
+    assert metrics["teacher_scored_rows"] == rows
+    # The default schedule decays to 0 over exactly the steps run: batches of
+    # 8 over every row, labelled and transfer, for 2 epochs.
+    assert metrics["lr_schedule"] == "linear"
+    assert metrics["train_steps"] == metrics["lr_decay_steps"] == 2 * -(-rows // 8)
+    assert metrics["final_learning_rate"] == 0.0
     with open(model.parent / "metrics.json") as f:
         fine_tuning = json.load(f)["train_seconds"]
     assert metrics["teacher_fine_tuning_seconds"] == fine_tuning

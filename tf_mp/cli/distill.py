@@ -56,8 +56,9 @@ def add_parser(subparsers):
     parser.add_argument(
         "--lr-schedule",
         choices=["constant", "linear"],
-        default="constant",
-        help="linear: decay to 0 over the training steps.",
+        default="linear",
+        help="linear (default): decay to 0 over the training steps, as every "
+        "recipe in benchmarks/bench_distill*.py does; constant: keep the rate.",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
@@ -146,6 +147,11 @@ def run(args):
         "teacher_fine_tuning_seconds": teacher_cost(args.teacher),
         "teacher_cache": not args.no_cache,
         **scoring,
+        "learning_rate": args.learning_rate,
+        "lr_schedule": args.lr_schedule,
+        "train_steps": int(distiller.optimizer.iterations),
+        "lr_decay_steps": steps if args.lr_schedule == "linear" else None,
+        "final_learning_rate": float(distiller.optimizer.learning_rate),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         **{name: values for name, values in figures.items()},
     }
