@@ -57,8 +57,8 @@ def add_parser(subparsers):
         "--lr-schedule",
         choices=["constant", "linear"],
         default="linear",
-        help="linear (default): decay to 0 over the training steps, as every "
-        "recipe in benchmarks/bench_distill*.py does; constant: keep the rate.",
+        help="linear (default): decay to 0 over the training steps, the "
+        "measured best; constant: keep the rate.",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
