@@ -95,11 +95,8 @@ def run(args):
         data = training_set(args, x, train.labels, extra)
         rows += len(extra["texts"])
     steps = args.epochs * -(-rows // args.batch_size)
-    distiller.compile(
-        **classifiers.compile_arguments(
-            keras.optimizers.Adam(learning_rate(args.learning_rate, args, steps))
-        )
-    )
+    rate = learning_rate(args.learning_rate, args, steps)
+    distiller.compile(**classifiers.compile_arguments(keras.optimizers.Adam(rate)))
     start = time.perf_counter()
     scoring = {}
     if not args.no_cache:
@@ -150,7 +147,7 @@ def run(args):
         "learning_rate": args.learning_rate,
         "lr_schedule": args.lr_schedule,
         "train_steps": int(distiller.optimizer.iterations),
-        "lr_decay_steps": steps if args.lr_schedule == "linear" else None,
+        "lr_decay_steps": getattr(rate, "decay_steps", None),  # The schedule's.
         "final_learning_rate": float(distiller.optimizer.learning_rate),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         **{name: values for name, values in figures.items()},
