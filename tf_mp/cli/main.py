@@ -55,6 +55,10 @@ def main(argv=None):
         print(f"tf-mp {args.command}: error: {message}", file=sys.stderr)
         if not args.debug:
             print("(run with --debug for the traceback)", file=sys.stderr)
+        # Not imported when the command never started TensorFlow (`launch`).
+        processes = sys.modules.get("tf_mp.parallel.processes")
+        if processes is not None:
+            processes.leaving_after_an_error()
         return 2
     return 0
 

@@ -96,6 +96,17 @@ def process_id():
     return _engine.process_id()
 
 
+def leaving_after_an_error():
+    """Call it when this process is about to exit after an error it handled.
+
+    At exit, a process of a cluster waits until every process has finished
+    (so that none leaves while another still reads its part of a
+    collective); after an error the others may be waiting for this one
+    instead, so it leaves at once. An uncaught exception does this by itself.
+    """
+    _engine.leaving_after_an_error()
+
+
 def from_process_0(values):
     """`values` (a list of floats) as process 0 measured them, in every
     process: for decisions all processes must take alike (a student rejected

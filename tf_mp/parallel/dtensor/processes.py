@@ -7,20 +7,27 @@ server listens on all interfaces whatever host the address names, and it has
 no authentication: its ports belong on a private network.
 """
 
+import atexit
 import contextlib
 import os
 import re
+import sys
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.experimental import dtensor
+from tensorflow.python.eager import context
 
 JOB_NAME = "worker"
+# How long a process that finished waits at exit for the others to finish.
+EXIT_TIMEOUT_MS = 30 * 60 * 1000
 
 # (job_addresses, process_id, device_type) once `start` has run.
 _started = None
 # One CPU of each process, for exchanging host values (`from_process_0`).
 _exchange_mesh = None
+# Set by `leaving_after_an_error`: no waiting for the others at exit.
+_failed = False
 
 
 def start(job_addresses, process_id, device_type):
@@ -53,6 +60,7 @@ def start(job_addresses, process_id, device_type):
             ) from None
         raise
     _started = (tuple(job_addresses), process_id, device_type)
+    atexit.register(_wait_for_the_others_at_exit)
 
 
 def started():
@@ -97,6 +105,30 @@ def barrier(mesh):
         one_per_device, dtensor.Layout.replicated(mesh, len(shape))
     )
     dtensor.unpack(gathered)[0].numpy()
+
+
+def leaving_after_an_error():
+    """This process is about to exit after an error: it does not wait for the
+    others at exit (they may be waiting for it in a collective)."""
+    global _failed
+    _failed = True
+
+
+def _wait_for_the_others_at_exit():
+    """Registered by `start`: a process leaves only once every process has
+    finished its work. A collective can end in one process while another
+    still reads that process's part of it (each pulls the parts it needs), so
+    a process that exited right after the last collective of a program (a
+    relayout when saving) failed the others' with "Connection refused".
+    After an uncaught exception or `leaving_after_an_error` it does not
+    wait; an error here (another process already gone) changes nothing, this
+    process's work being done."""
+    if _failed or getattr(sys, "last_value", None) is not None:
+        return
+    try:
+        context.context().wait_at_barrier("tf_mp_exit", EXIT_TIMEOUT_MS)
+    except tf.errors.OpError:
+        pass
 
 
 @contextlib.contextmanager
