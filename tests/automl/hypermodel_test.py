@@ -30,6 +30,7 @@ def test_default_space_is_drawn_from_the_teacher(teacher):
     assert choices["intermediate_dim"] == [8, 16, 32]
     assert choices["init"] == ["teacher", "random"]
     assert {"temperature", "alpha", "learning_rate", "hidden_weight"} <= set(choices)
+    assert choices["lr_schedule"] == ["linear"]
 
 
 def test_teacher_init_copies_spread_blocks(teacher):
@@ -138,6 +139,7 @@ def test_search_on_a_mesh_equals_the_search_on_one_device(teacher, make_mesh, tm
         ({"num_heads": [0, 2]}, "`num_heads` values must be positive integers"),
         ({"intermediate_dim": 2.5}, "`intermediate_dim` values must be positive"),
         ({"init": "pretrained"}, "`init` values must be 'teacher' or 'random'"),
+        ({"lr_schedule": "cosine"}, r"`lr_schedule` values must be one of"),
     ],
 )
 def test_bad_space(teacher, kwargs, match):

@@ -60,6 +60,8 @@ def test_demo_runs_the_whole_job(tmp_path):
         == (distilled["teacher"]["encoder parameters"])
     )
     assert len(search["trials"]) == 3
+    # Each trial's rate decays linearly to 0, as the distillation stage's does.
+    assert {t["hyperparameters"]["lr_schedule"] for t in search["trials"]} == {"linear"}
     # The teacher scored the training rows once (the cache).
     assert distilled["teacher_scored_rows"] == distilled["train_examples"]
     # Its learning rate decayed to 0 over the 4 epochs of batches of 16.

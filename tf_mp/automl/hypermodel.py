@@ -6,7 +6,9 @@ import zlib
 import keras
 import keras_tuner
 
+from tf_mp.automl import schedules
 from tf_mp.automl import search_data
+from tf_mp.automl.schedules import LR_SCHEDULES
 from tf_mp.automl.search_data import NO_TRANSFER
 from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
@@ -42,6 +44,10 @@ class StudentHyperModel(keras_tuner.HyperModel):
         temperature: distillation temperatures.
         alpha: weights of the labels loss (the logits term gets `1 - alpha`).
         learning_rate: Adam learning rates.
+        lr_schedule: `"linear"` (default): a trial's learning rate decays
+            linearly to 0 over the steps its `fit` runs, as `tf-mp distill`
+            and the distillation benchmarks train; `"constant"` keeps it. A
+            list of both searches them.
         hidden_weight: weight of the hidden-state term (a value or choices;
             0 means logits only, the cheapest teacher cache).
         transfer: optional choices of training data, a Keras Tuner
@@ -77,6 +83,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         temperature=(1.0, 2.0, 4.0),
         alpha=(0.1, 0.3, 0.5, 0.7),
         learning_rate=(5e-5, 1e-4, 3e-4),
+        lr_schedule="linear",
         hidden_weight=0.0,
         transfer=None,
         distribution=None,
@@ -113,6 +120,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
             "temperature": _values("temperature", temperature, ()),
             "alpha": _values("alpha", alpha, ()),
             "learning_rate": _values("learning_rate", learning_rate, ()),
+            "lr_schedule": _values("lr_schedule", lr_schedule, ()),
             "hidden_weight": _values("hidden_weight", hidden_weight, ()),
         }
         if transfer is not None:
@@ -124,6 +132,12 @@ class StudentHyperModel(keras_tuner.HyperModel):
                 )
         for argument in ("num_layers", "num_heads", "head_size", "intermediate_dim"):
             check_numbers(argument, self.space[argument], integer=True, low=1)
+        for value in self.space["lr_schedule"]:
+            if value not in LR_SCHEDULES:
+                raise ValueError(
+                    f"`lr_schedule` values must be one of {LR_SCHEDULES}. "
+                    f"Received: lr_schedule={lr_schedule!r}"
+                )
         for value in self.space["init"]:
             if value not in ("teacher", "random"):
                 raise ValueError(
@@ -133,6 +147,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         self.loss = loss
         self.metrics = metrics
         self.seed = seed
+        self._counted_batches = {}  # Datasets of unknown size: batches per epoch.
 
     @property
     def teacher_blocks_needed(self):
@@ -217,6 +232,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
             optimizer = keras.optimizers.Adam(
                 hp.Choice("learning_rate", self.space["learning_rate"])
             )
+            hp.Choice("lr_schedule", self.space["lr_schedule"])
             arguments = compile_arguments(optimizer)
             arguments["loss"] = self.loss or arguments["loss"]
             arguments["metrics"] = self.metrics or arguments["metrics"]
@@ -225,7 +241,9 @@ class StudentHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, x=None, *args, **kwargs):
         """`model.fit`, on the training data of `hp`'s `"transfer"` value when
-        `x` is a `TransferChoices` (as `search_student` passes it)."""
+        `x` is a `TransferChoices` (as `search_student` passes it). With
+        `lr_schedule="linear"`, the learning rate decays to 0 over the steps
+        this call runs (epochs x batches of `x`, or `steps_per_epoch`)."""
         if isinstance(x, search_data.TransferChoices):
             choice = hp.get("transfer") if "transfer" in self.space else NO_TRANSFER
             x, extra = x.fit_arguments(choice)
@@ -235,6 +253,11 @@ class StudentHyperModel(keras_tuner.HyperModel):
                 "A `StudentHyperModel` with `transfer` choices trains on "
                 "`search_student(..., transfer_data=...)`'s data. Received: "
                 f"x of type {type(x).__name__}"
+            )
+        if hp.values.get("lr_schedule") == "linear":
+            steps = schedules.fit_steps(x, args, kwargs, self._counted_batches)
+            model.optimizer.learning_rate = keras.optimizers.schedules.PolynomialDecay(
+                hp.get("learning_rate"), steps, 0.0
             )
         return model.fit(x, *args, **kwargs)
 

@@ -264,6 +264,16 @@ def save_classifier(model, preprocessor, directory):
     return directory
 
 
+def add_lr_schedule_argument(parser, steps):
+    parser.add_argument(
+        "--lr-schedule",
+        choices=["constant", "linear"],
+        default="linear",
+        help=f"linear (default): decay to 0 over {steps}, the measured best; "
+        "constant: keep the rate.",
+    )
+
+
 def add_tensorboard_arguments(parser):
     parser.add_argument(
         "--tensorboard",

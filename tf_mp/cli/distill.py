@@ -53,13 +53,7 @@ def add_parser(subparsers):
     parser.add_argument("--hidden-weight", type=float, default=0.0)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument(
-        "--lr-schedule",
-        choices=["constant", "linear"],
-        default="linear",
-        help="linear (default): decay to 0 over the training steps, the "
-        "measured best; constant: keep the rate.",
-    )
+    common.add_lr_schedule_argument(parser, "the training steps")
     parser.add_argument(
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )

@@ -40,6 +40,7 @@ def add_parser(subparsers):
         default="5e-5,1e-4,3e-4",
         help="Adam learning rates to search, comma-separated (default: %(default)s).",
     )
+    common.add_lr_schedule_argument(parser, "each trial's training steps")
     transfer.add_arguments(
         parser,
         augment_help="Also search training on N augmented copies of every "
@@ -126,6 +127,7 @@ def run(args):
         teacher,
         init=inits,
         learning_rate=learning_rates,
+        lr_schedule=args.lr_schedule,
         transfer=["none", *sets] if sets else None,
         seed=args.seed,
     )
