@@ -1,6 +1,7 @@
 """Runs a tiny model single-device and sharded, and returns what to compare."""
 
 import contextlib
+import functools
 import os
 import tempfile
 
@@ -105,15 +106,21 @@ def assert_replicas_identical(model):
             )
 
 
+@functools.cache
+def _single_device_model(model_name):
+    """One single-device model per name and process, loaded afresh by each
+    check (its `predict` is traced once)."""
+    return tiny_models.MODELS[model_name][0]()
+
+
 def assert_saved_weights_reproduce(run_result, model_name):
-    """A fresh single-device model loaded from the trained model's saved weights
+    """A single-device model loaded from the trained model's saved weights
     predicts what the trained model predicts: the file holds what was trained."""
     model = run_result["model"]
-    build = tiny_models.MODELS[model_name][0]
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "trained.weights.h5")
         model.save_weights(path)
-        fresh = build()
+        fresh = _single_device_model(model_name)
         fresh.load_weights(path)
     x = run_result["x"]
     batch = tiny_models.BATCH_SIZE
