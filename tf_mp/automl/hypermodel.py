@@ -256,8 +256,8 @@ class StudentHyperModel(keras_tuner.HyperModel):
             )
         if hp.values.get("lr_schedule") == "linear":
             steps = schedules.fit_steps(x, args, kwargs, self._counted_batches)
-            model.optimizer.learning_rate = keras.optimizers.schedules.PolynomialDecay(
-                hp.get("learning_rate"), steps, 0.0
+            model.optimizer.learning_rate = schedules.learning_rate(
+                hp.get("learning_rate"), "linear", steps
             )
         return model.fit(x, *args, **kwargs)
 

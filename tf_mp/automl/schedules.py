@@ -10,6 +10,14 @@ LR_SCHEDULES = ("constant", "linear")
 _FIT = inspect.signature(keras.Model.fit)
 
 
+def learning_rate(rate, schedule, steps):
+    """`rate` for `schedule="constant"`; for `"linear"`, a schedule from `rate`
+    down to 0 at `steps`."""
+    if schedule == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(rate, steps, 0.0)
+    return rate
+
+
 def fit_steps(x, args, kwargs, counted=None):
     """The optimizer steps of `model.fit(x, *args, **kwargs)`: epochs (after
     `initial_epoch`) times `steps_per_epoch`, or times the batches of `x` (a

@@ -89,7 +89,9 @@ def run(args):
         data = training_set(args, x, train.labels, extra)
         rows += len(extra["texts"])
     steps = args.epochs * -(-rows // args.batch_size)
-    rate = learning_rate(args.learning_rate, args, steps)
+    rate = tf_mp.automl.schedules.learning_rate(
+        args.learning_rate, args.lr_schedule, steps
+    )
     distiller.compile(**classifiers.compile_arguments(keras.optimizers.Adam(rate)))
     start = time.perf_counter()
     scoring = {}
@@ -204,14 +206,6 @@ def training_set(args, x, labels, extra):
     if args.no_cache:  # The cache shuffles its rows itself.
         data = data.shuffle(len(ys), seed=0)
     return data.batch(args.batch_size)
-
-
-def learning_rate(value, args, steps):
-    import keras
-
-    if args.lr_schedule == "linear":
-        return keras.optimizers.schedules.PolynomialDecay(value, steps, 0.0)
-    return value
 
 
 def teacher_cost(teacher):
