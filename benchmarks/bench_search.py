@@ -36,6 +36,13 @@ def parse_args():
     parser.add_argument("--budget", type=float, default=0.25)
     parser.add_argument("--cache-trials", type=int, default=3)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("linear", "constant"),
+        default="linear",
+        help="Trials' learning rate (StudentHyperModel's lr_schedule; runs "
+        "before 2026-12-03 used constant).",
+    )
     parser.add_argument("--directory", help="Search directory (default: a temp dir).")
     return parser.parse_args()
 
@@ -71,6 +78,11 @@ def main():
     validation = sst2.dataset(x_val, y_val, args.batch_size)
     directory = args.directory or tempfile.mkdtemp(prefix="bench_search_")
 
+    def space(seed):
+        return tf_mp.automl.StudentHyperModel(
+            teacher, seed=seed, lr_schedule=args.lr_schedule
+        )
+
     def trial_line(row):
         print(json.dumps({"trial": row}), file=sys.stderr, flush=True)
 
@@ -87,6 +99,7 @@ def main():
         overwrite=True,
         epochs=args.epochs,
         seed=0,
+        hypermodel=space(0),
         progress=trial_line,
     )
     search_s = time.perf_counter() - start
@@ -145,6 +158,7 @@ def main():
             overwrite=True,
             epochs=args.epochs,
             seed=1,
+            hypermodel=space(1),
             teacher_cache=cached,
             progress=trial_line,
         )
@@ -161,6 +175,7 @@ def main():
                 "val_rows": args.val_rows,
                 "epochs_per_trial": args.epochs,
                 "trials": args.trials,
+                "lr_schedule": args.lr_schedule,
                 "completed_trials": len(completed),
                 "rejected_over_budget": sum(
                     "Rejected before training" in t.get("reason", "")

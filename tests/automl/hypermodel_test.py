@@ -30,7 +30,7 @@ def test_default_space_is_drawn_from_the_teacher(teacher):
     assert choices["intermediate_dim"] == [8, 16, 32]
     assert choices["init"] == ["teacher", "random"]
     assert {"temperature", "alpha", "learning_rate", "hidden_weight"} <= set(choices)
-    assert choices["lr_schedule"] == ["constant"]
+    assert choices["lr_schedule"] == ["linear"]
 
 
 def test_teacher_init_copies_spread_blocks(teacher):

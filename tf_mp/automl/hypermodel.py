@@ -44,10 +44,10 @@ class StudentHyperModel(keras_tuner.HyperModel):
         temperature: distillation temperatures.
         alpha: weights of the labels loss (the logits term gets `1 - alpha`).
         learning_rate: Adam learning rates.
-        lr_schedule: `"constant"` (default) keeps each trial's learning
-            rate; `"linear"` decays it linearly to 0 over the steps its `fit`
-            runs, as `tf-mp distill`, `tf-mp tune` and the distillation
-            benchmarks train. A list of both searches them.
+        lr_schedule: `"linear"` (default) decays each trial's learning rate
+            linearly to 0 over the steps its `fit` runs, as `tf-mp distill`,
+            `tf-mp tune` and the distillation benchmarks train; `"constant"`
+            keeps it. A list of both searches them.
         hidden_weight: weight of the hidden-state term (a value or choices;
             0 means logits only, the cheapest teacher cache).
         transfer: optional choices of training data, a Keras Tuner
@@ -83,7 +83,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
         temperature=(1.0, 2.0, 4.0),
         alpha=(0.1, 0.3, 0.5, 0.7),
         learning_rate=(5e-5, 1e-4, 3e-4),
-        lr_schedule="constant",
+        lr_schedule="linear",
         hidden_weight=0.0,
         transfer=None,
         distribution=None,
