@@ -4,7 +4,6 @@ import subprocess
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import tf_mp  # noqa: E402
 
@@ -29,15 +28,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def virtual_devices():
-    """Splits the CPU into 8 logical devices once per test session."""
+def pytest_configure(config):
+    """Splits the CPU into 8 logical devices before collection, so that a
+    test module which runs a TensorFlow op while it is collected cannot leave
+    the session with one device (the mesh tests would then skip)."""
     try:
-        return tf_mp.configure_virtual_devices(NUM_VIRTUAL_DEVICES)
-    except RuntimeError:
-        # TensorFlow started earlier with another count; tests needing more
-        # devices than exist are skipped by `make_mesh`.
-        return tf.config.list_logical_devices("CPU")
+        config.tf_mp_devices = tf_mp.configure_virtual_devices(NUM_VIRTUAL_DEVICES)
+    except RuntimeError as error:
+        raise pytest.UsageError(
+            f"The tests need {NUM_VIRTUAL_DEVICES} logical CPU devices: {error}"
+        ) from error
+
+
+@pytest.fixture(scope="session")
+def virtual_devices(pytestconfig):
+    """The 8 logical CPU devices split when the session started."""
+    return pytestconfig.tf_mp_devices
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +69,7 @@ def make_mesh(virtual_devices):
             needed *= size
         if needed > len(virtual_devices):
             pytest.skip(
-                f"needs {needed} devices, only {len(virtual_devices)} logical CPU "
-                "devices exist (TensorFlow was initialised before the conftest could "
-                "split the CPU)"
+                f"needs {needed} devices, the session has {len(virtual_devices)}"
             )
         return tf_mp.Mesh(dict(zip(axis_names, shape)))
 
