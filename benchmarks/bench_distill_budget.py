@@ -68,6 +68,13 @@ def parse_args():
     parser.add_argument("--students", default="a,b", help="a and/or b.")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--calibration-steps", type=int, default=24)
+    parser.add_argument(
+        "--hidden-weight",
+        type=float,
+        default=0.0,
+        help="The tf_mp arms' hidden-state term (the Distiller's default layer "
+        "map); above 0 the cache keeps those teacher blocks' states (float16).",
+    )
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument(
@@ -126,9 +133,26 @@ def main():
     budget = args.budget * finetune_s
     teacher_acc = {k: accuracy(teacher, *v) for k, v in eval_sets.items()}
 
+    def hidden_blocks(weight):
+        """The teacher blocks any requested student's hidden-state term reads."""
+        if not weight:
+            return []
+        blocks = set()
+        for name in args.students.split(","):
+            student = distillation.student_from_teacher(
+                teacher, **STUDENTS[name]["recipe"]
+            )
+            distiller = tf_mp.Distiller(teacher, student, hidden_weight=weight)
+            blocks.update(distiller.teacher_blocks_needed[0])
+        return sorted(blocks)
+
     # One pass of the teacher over every row any arm reads; each arm is
     # charged its own rows at the measured per-row time.
-    cache = distillation.TeacherCache(teacher)
+    cache = distillation.TeacherCache(
+        teacher,
+        hidden_blocks(args.hidden_weight),
+        dtype="float16" if args.hidden_weight else "float32",
+    )
     pool = {k: np.concatenate([x[k], *(s[k] for s in sets.values())]) for k in x}
     pool_y = np.zeros(len(pool["token_ids"]), "int32")
     pool_y[: len(y)] = y
@@ -160,7 +184,12 @@ def main():
 
     def model_for(arm, student, settings, steps):
         model = sst2.trainable(
-            arm, teacher, student, settings["temperature"], settings["alpha"]
+            arm,
+            teacher,
+            student,
+            settings["temperature"],
+            settings["alpha"],
+            hidden_weight=args.hidden_weight,
         )
         rate = keras.optimizers.schedules.PolynomialDecay(
             settings["lr"], decay_steps=max(steps, 1), end_learning_rate=0.0
@@ -236,6 +265,7 @@ def main():
                 "augmented_rows": len(copies),
                 "teacher_epochs": args.teacher_epochs,
                 "teacher_schedule": args.teacher_schedule,
+                "hidden_weight": args.hidden_weight,
                 "seeds": seeds,
                 "teacher_finetune_s": round(finetune_s, 1),
                 "budget_s": round(budget, 1),
