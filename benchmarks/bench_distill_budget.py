@@ -191,8 +191,8 @@ def main():
             settings["alpha"],
             hidden_weight=args.hidden_weight,
         )
-        rate = keras.optimizers.schedules.PolynomialDecay(
-            settings["lr"], decay_steps=max(steps, 1), end_learning_rate=0.0
+        rate = tf_mp.automl.schedules.learning_rate(
+            settings["lr"], "linear", max(steps, 1)
         )
         model.compile(
             keras.optimizers.Adam(rate),
