@@ -22,9 +22,11 @@ same initial student per seed:
 An arm's cost is its teacher scoring (rows x the per-row time of one pass over
 all the rows, measured here) plus its student training. Each arm first times
 `--calibration-steps` steps of a throwaway copy of its model, then trains a
-fresh one (same seed) for as many steps as the rest of the budget holds, the
-learning rate decaying linearly to 0 over them; a wall-clock stop ends it at
-the budget should the estimate be short. Evaluation is not counted.
+fresh one (same seed) for as many steps as the rest of the budget holds. Its
+learning rate decays linearly to 0 over whichever runs out first, those steps
+or the budget's wall time (`Budget`), and training stops at the budget should
+the estimate be short: a machine that slows after calibration still ends its
+run at a rate of 0, not part-way down. Evaluation is not counted.
 
 Prints one JSON line: per student and arm, dev accuracy (mean and per seed)
 and its fraction of the teacher's, accuracy on the `--held-out` last training
@@ -182,7 +184,7 @@ def main():
         data, _ = choices.fit_arguments(arm)
         return data, rows + parts[arm][1]
 
-    def model_for(arm, student, settings, steps):
+    def model_for(arm, student, settings, rate):
         model = sst2.trainable(
             arm,
             teacher,
@@ -190,9 +192,6 @@ def main():
             settings["temperature"],
             settings["alpha"],
             hidden_weight=args.hidden_weight,
-        )
-        rate = tf_mp.automl.schedules.learning_rate(
-            settings["lr"], "linear", max(steps, 1)
         )
         model.compile(
             keras.optimizers.Adam(rate),
@@ -209,7 +208,10 @@ def main():
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
         clock = Clock()
         start = time.perf_counter()
-        model_for(arm, student, settings, args.calibration_steps).fit(
+        calibration = tf_mp.automl.schedules.learning_rate(
+            settings["lr"], "linear", args.calibration_steps
+        )
+        model_for(arm, student, settings, calibration).fit(
             data,
             epochs=1,
             steps_per_epoch=args.calibration_steps,
@@ -224,18 +226,21 @@ def main():
             return {"steps": 0, "cost_s": round(charge, 1), "over_budget": True}
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
-        model = model_for(arm, student, settings, steps)
-        stop = Deadline(budget - charge)
+        model = model_for(arm, student, settings, settings["lr"])
+        stop = Budget(settings["lr"], steps, budget - charge)
         model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[stop], verbose=0)
         scores = {k: accuracy(student, *v) for k, v in eval_sets.items()}
-        return {
+        result = {
             "steps": stop.steps,
             "planned_steps": steps,
             "cost_s": round(charge + stop.seconds, 1),
             "scoring_s": round(charge, 1),
             "calibration_step_s": round(step_s, 4),
+            "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
+        print(json.dumps({"arm": arm, "seed": seed, **result}), file=sys.stderr)
+        return result
 
     results = {}
     for name in args.students.split(","):
@@ -295,17 +300,24 @@ class Clock:
         return _Clock()
 
 
-class Deadline:
-    """A Keras callback that stops training once `seconds` have passed."""
+class Budget:
+    """A Keras callback holding a run to `steps` steps and `seconds` of wall
+    time: before each step the learning rate is `rate` times the share left of
+    whichever runs out first, and training stops once `seconds` have passed."""
 
-    def __new__(cls, seconds):
+    def __new__(cls, rate, steps, seconds):
         import keras
 
-        class _Deadline(keras.callbacks.Callback):
+        class _Budget(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 self.start = time.perf_counter()
                 self.steps = 0
                 self.seconds = 0.0
+
+            def on_train_batch_begin(self, batch, logs=None):
+                spent = time.perf_counter() - self.start
+                used = max(self.steps / steps, spent / seconds)
+                self.model.optimizer.learning_rate = rate * max(0.0, 1.0 - used)
 
             def on_train_batch_end(self, batch, logs=None):
                 self.steps += 1
@@ -313,7 +325,7 @@ class Deadline:
                 if self.seconds >= seconds:
                     self.model.stop_training = True
 
-        return _Deadline()
+        return _Budget()
 
 
 if __name__ == "__main__":
