@@ -28,13 +28,19 @@ or the budget's wall time (`Budget`), and training stops at the budget should
 the estimate be short: a machine that slows after calibration still ends its
 run at a rate of 0, not part-way down. Evaluation is not counted.
 
-Prints one JSON line: per student and arm, dev accuracy (mean and per seed)
-and its fraction of the teacher's, accuracy on the `--held-out` last training
-rows (no arm trains on them: recipes are chosen there, not on dev), steps,
-cost in seconds, and the budget.
+`--temperature`, `--alpha` and `--lr` (comma-separated) run every arm at
+each combination of the values given, all at the budget of one teacher
+fine-tuning: a probe of the students' settings pays for the teacher once.
+
+Prints a JSON line per student, arm and settings, then one that holds them
+all: dev accuracy (mean and per seed) and its fraction of the teacher's,
+accuracy on the `--held-out` last training rows (no arm trains on them:
+recipes are chosen there, not on dev), steps, cost in seconds, and the budget.
+Each run's line also goes to stderr as it ends.
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -45,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sst2_teacher import TEACHER_SCHEDULES  # noqa: E402
 
 ARMS = ("labels", "keras_distiller", "tf_mp", "tf_mp_transfer", "tf_mp_augment")
+GRID = ("temperature", "alpha", "lr")  # Each student's own unless given.
 STUDENTS = {
     "a": dict(recipe=dict(layers=[0, 2, 4]), lr=1e-4, temperature=2.0, alpha=0.5),
     "b": dict(
@@ -77,12 +84,34 @@ def parse_args():
         help="The tf_mp arms' hidden-state term (the Distiller's default layer "
         "map); above 0 the cache keeps those teacher blocks' states (float16).",
     )
+    for key in GRID:
+        parser.add_argument(
+            f"--{key}",
+            help="Comma-separated values instead of each student's own, e.g. "
+            "2,4; every combination of --temperature, --alpha and --lr runs.",
+        )
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument(
         "--teacher-schedule", choices=TEACHER_SCHEDULES, default="linear"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    for key in GRID:
+        given = getattr(args, key)
+        try:
+            values = [float(v) for v in given.split(",")] if given else None
+        except ValueError:
+            parser.error(f"--{key} takes comma-separated numbers. Received: {given!r}")
+        setattr(args, key, values)
+    return args
+
+
+def settings_grid(student, args):
+    """`student`'s settings once per combination of the values given with
+    `--temperature`, `--alpha` and `--lr` (the student's own where not given)."""
+    axes = {key: getattr(args, key) or [student[key]] for key in GRID}
+    for values in itertools.product(*axes.values()):
+        yield {**student, **dict(zip(axes, values))}
 
 
 def main():
@@ -239,28 +268,32 @@ def main():
             "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
-        print(json.dumps({"arm": arm, "seed": seed, **result}), file=sys.stderr)
+        grid = {k: settings[k] for k in GRID}
+        print(json.dumps({"arm": arm, "seed": seed, **grid, **result}), file=sys.stderr)
         return result
 
     results = {}
     for name in args.students.split(","):
-        settings = STUDENTS[name]
-        row = {}
-        for arm in arms:
-            runs = [run(arm, settings, seed) for seed in seeds]
-            done = [r for r in runs if r["steps"]]
-            mean = {
-                k: float(np.mean([r[k] for r in done])) if done else None
-                for k in eval_sets
-            }
-            row[arm] = {
-                "dev_accuracy": mean["dev"],
-                "fraction_of_teacher": mean["dev"] and mean["dev"] / teacher_acc["dev"],
-                "held_out_accuracy": mean["held_out"],
-                "runs": runs,
-            }
-            print(json.dumps({"student": name, "arm": arm, **row[arm]}), flush=True)
-        results[name] = row
+        results[name] = []
+        for settings in settings_grid(STUDENTS[name], args):
+            for arm in arms:
+                runs = [run(arm, settings, seed) for seed in seeds]
+                done = [r for r in runs if r["steps"]]
+                mean = {
+                    k: float(np.mean([r[k] for r in done])) if done else None
+                    for k in eval_sets
+                }
+                line = {
+                    "arm": arm,
+                    **{k: settings[k] for k in GRID},
+                    "dev_accuracy": mean["dev"],
+                    "fraction_of_teacher": mean["dev"]
+                    and mean["dev"] / teacher_acc["dev"],
+                    "held_out_accuracy": mean["held_out"],
+                    "runs": runs,
+                }
+                print(json.dumps({"student": name, **line}), flush=True)
+                results[name].append(line)
     print(
         json.dumps(
             {
