@@ -213,7 +213,7 @@ def main():
         data, _ = choices.fit_arguments(arm)
         return data, rows + parts[arm][1]
 
-    def model_for(arm, student, settings, rate):
+    def model_for(arm, student, settings):
         model = sst2.trainable(
             arm,
             teacher,
@@ -223,7 +223,7 @@ def main():
             hidden_weight=args.hidden_weight,
         )
         model.compile(
-            keras.optimizers.Adam(rate),
+            keras.optimizers.Adam(settings["lr"]),  # `Budget` sets it per step.
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["sparse_categorical_accuracy"],
         )
@@ -237,14 +237,12 @@ def main():
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
         clock = Clock()
         start = time.perf_counter()
-        calibration = tf_mp.automl.schedules.learning_rate(
-            settings["lr"], "linear", args.calibration_steps
-        )
-        model_for(arm, student, settings, calibration).fit(
+        calibration = Budget(settings["lr"], args.calibration_steps, float("inf"))
+        model_for(arm, student, settings).fit(
             data,
             epochs=1,
             steps_per_epoch=args.calibration_steps,
-            callbacks=[clock],
+            callbacks=[calibration, clock],
             verbose=0,
         )
         total = time.perf_counter() - start
@@ -255,7 +253,7 @@ def main():
             return {"steps": 0, "cost_s": round(charge, 1), "over_budget": True}
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
-        model = model_for(arm, student, settings, settings["lr"])
+        model = model_for(arm, student, settings)
         stop = Budget(settings["lr"], steps, budget - charge)
         model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[stop], verbose=0)
         scores = {k: accuracy(student, *v) for k, v in eval_sets.items()}
