@@ -124,6 +124,15 @@ def settings_grid(student, args):
         yield {**student, **dict(zip(axes, values))}
 
 
+def grid_values(settings):
+    """The `GRID` part of `settings`, which every output line carries."""
+    return {key: settings[key] for key in GRID}
+
+
+def word_count(text):
+    return len(text.split())
+
+
 def main():
     args = parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -144,7 +153,7 @@ def main():
     transfer_texts = [
         text
         for text in texts[args.rows : held_start]
-        if len(text.split()) >= args.transfer_min_words
+        if word_count(text) >= args.transfer_min_words
     ][: args.transfer]
     copies = distillation.augment(labelled_texts, copies=args.copies, seed=0)
     x = sst2.tokenize(preset, labelled_texts, args.seq_len)
@@ -157,7 +166,7 @@ def main():
     sets = {arm: tokens() for arm, tokens in sets.items() if arm in arms}
     dev_texts, dev_labels = sst2.read_tsv("dev")
     held_texts, held_labels = texts[held_start:], labels[held_start:]
-    long = [i for i, text in enumerate(held_texts) if len(text.split()) >= LONG]
+    long = [i for i, text in enumerate(held_texts) if word_count(text) >= LONG]
     eval_sets = {
         "dev": (sst2.tokenize(preset, dev_texts, args.seq_len), dev_labels),
         "held_out": (sst2.tokenize(preset, held_texts, args.seq_len), held_labels),
@@ -287,8 +296,8 @@ def main():
             "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
-        grid = {k: settings[k] for k in GRID}
-        print(json.dumps({"arm": arm, "seed": seed, **grid, **result}), file=sys.stderr)
+        line = {"arm": arm, "seed": seed, **grid_values(settings), **result}
+        print(json.dumps(line), file=sys.stderr)
         return result
 
     results = {}
@@ -304,7 +313,7 @@ def main():
                 }
                 line = {
                     "arm": arm,
-                    **{k: settings[k] for k in GRID},
+                    **grid_values(settings),
                     "dev_accuracy": mean["dev"],
                     "fraction_of_teacher": mean["dev"]
                     and mean["dev"] / teacher_acc["dev"],
