@@ -29,16 +29,19 @@ the estimate be short: a machine that slows after calibration still ends its
 run at a rate of 0, not part-way down. Evaluation is not counted.
 
 `--temperature`, `--alpha` and `--lr` (comma-separated) run every arm at
-each combination of the values given, all at the budget of one teacher
-fine-tuning: a probe of the students' settings pays for the teacher once.
+each combination of the values given, and `--transfer-min-words` (comma-
+separated) runs `tf_mp_transfer` once per transfer set, all at the budget of
+one teacher fine-tuning: a probe of settings pays for the teacher once. Seeds
+are the outer loop, so a run stopped early leaves every arm compared on the
+seeds it finished.
 
-Prints a JSON line per student, arm and settings, then one that holds them
-all: dev accuracy (mean and per seed) and its fraction of the teacher's,
-accuracy on the `--held-out` last training rows (no arm trains on them:
-recipes are chosen there, not on dev) and on those of them with 10 or more
-words (`held_out_long`: dev's sentences are longer than most training
-phrases), steps, cost in seconds, and the budget.
-Each run's line also goes to stderr as it ends.
+Prints a JSON line per student, arm and settings once every seed has run,
+then one that holds them all: dev accuracy (mean and per seed) and its
+fraction of the teacher's, accuracy on the `--held-out` last training rows (no
+arm trains on them: recipes are chosen there, not on dev) and on those of them
+with 10 or more words (`held_out_long`: dev's sentences are longer than most
+training phrases), steps, cost in seconds, and the budget. Each run's line
+also goes to stderr as it ends.
 """
 
 import argparse
@@ -73,10 +76,10 @@ def parse_args():
     parser.add_argument("--transfer", type=int, default=8192, help="Unlabelled rows.")
     parser.add_argument(
         "--transfer-min-words",
-        type=int,
-        default=0,
+        default="0",
         help="Transfer rows only from training rows of at least this many words "
-        "(dev's sentences: median 19 words; training rows: median 7).",
+        "(dev's sentences: median 19 words; training rows: median 7); "
+        "comma-separated values, e.g. 0,10, run one transfer arm each.",
     )
     parser.add_argument("--copies", type=int, default=2, help="Augmented per row.")
     parser.add_argument("--budget", type=float, default=2.0, help="x fine-tuning.")
@@ -113,6 +116,13 @@ def parse_args():
         except ValueError:
             parser.error(f"--{key} takes comma-separated numbers. Received: {given!r}")
         setattr(args, key, values)
+    given = args.transfer_min_words
+    try:
+        args.transfer_min_words = [int(v) for v in given.split(",")]
+    except ValueError:
+        parser.error(
+            f"--transfer-min-words takes comma-separated integers. Received: {given!r}"
+        )
     return args
 
 
@@ -150,20 +160,23 @@ def main():
     texts, labels = sst2.read_tsv("train")
     held_start = len(labels) - args.held_out
     labelled_texts = texts[: args.rows]
-    transfer_texts = [
-        text
-        for text in texts[args.rows : held_start]
-        if word_count(text) >= args.transfer_min_words
-    ][: args.transfer]
+    unlabelled = texts[args.rows : held_start]
+    transfer_texts = {
+        words: [t for t in unlabelled if word_count(t) >= words][: args.transfer]
+        for words in args.transfer_min_words
+    }
     copies = distillation.augment(labelled_texts, copies=args.copies, seed=0)
     x = sst2.tokenize(preset, labelled_texts, args.seq_len)
     y = np.asarray(labels[: args.rows], "int32")
-    sets = {
-        "tf_mp_transfer": lambda: sst2.tokenize(preset, transfer_texts, args.seq_len),
-        "tf_mp_augment": lambda: sst2.tokenize(preset, copies, args.seq_len, True),
-    }
-    # Only the rows a requested arm reads are tokenized and scored.
-    sets = {arm: tokens() for arm, tokens in sets.items() if arm in arms}
+    # Only the rows a requested arm reads are tokenized and scored, keyed by
+    # `(arm, transfer_min_words)` (None where the arm reads no transfer rows).
+    sets = {}
+    if "tf_mp_transfer" in arms:
+        for words, rows in transfer_texts.items():
+            tokens = sst2.tokenize(preset, rows, args.seq_len)
+            sets["tf_mp_transfer", words] = tokens
+    if "tf_mp_augment" in arms:
+        sets["tf_mp_augment", None] = sst2.tokenize(preset, copies, args.seq_len, True)
     dev_texts, dev_labels = sst2.read_tsv("dev")
     held_texts, held_labels = texts[held_start:], labels[held_start:]
     long = [i for i, text in enumerate(held_texts) if word_count(text) >= LONG]
@@ -220,28 +233,28 @@ def main():
     }
     print(json.dumps({**teacher_line, "budget_s": round(budget, 1)}), file=sys.stderr)
     parts, start = {}, 0
-    for name, rows in [("tf_mp", len(y))] + [
+    for name, rows in [(("tf_mp", None), len(y))] + [
         (k, len(v["token_ids"])) for k, v in sets.items()
     ]:
         # Cached once split: each pass of a repeating stream reads memory.
         parts[name] = (scored.skip(start).take(rows).cache(), rows)
         start += rows
 
-    def data_for(arm, seed):
+    def data_for(arm, words, seed):
         """`(dataset, rows the teacher scored for it)`; datasets repeat."""
         if arm in ("labels", "keras_distiller"):
             data = sst2.dataset(x, y, args.batch_size, shuffle_seed=1 + seed)
             return data.repeat(), 0
-        labelled, rows = parts["tf_mp"]
+        labelled, rows = parts["tf_mp", None]
         if arm == "tf_mp":
             data = labelled.shuffle(rows, seed=2 + seed).repeat()
             return data.batch(args.batch_size).prefetch(2), rows
-        extra = {arm: parts[arm]}
+        extra = {arm: parts[arm, words]}
         choices = tf_mp.automl.TransferChoices(
             None, (labelled, rows), extra, args.batch_size, seed=2 + seed
         )
         data, _ = choices.fit_arguments(arm)
-        return data, rows + parts[arm][1]
+        return data, rows + parts[arm, words][1]
 
     def model_for(arm, student, settings):
         model = sst2.trainable(
@@ -259,8 +272,8 @@ def main():
         )
         return model
 
-    def run(arm, settings, seed):
-        data, rows = data_for(arm, seed)
+    def run(name, arm, settings, words, seed):
+        data, rows = data_for(arm, words, seed)
         charge = rows * per_row_s
         # Calibration: a throwaway copy, timed after its trace.
         keras.utils.set_random_seed(seed)
@@ -296,39 +309,48 @@ def main():
             "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
-        line = {"arm": arm, "seed": seed, **grid_values(settings), **result}
+        line = {"student": name, "arm": arm, "seed": seed, **grid_values(settings)}
+        if words is not None:
+            line["transfer_min_words"] = words
+        line.update(result)
         print(json.dumps(line), file=sys.stderr)
         return result
 
-    results = {}
-    for name in args.students.split(","):
-        results[name] = []
-        for settings in settings_grid(STUDENTS[name], args):
-            for arm in arms:
-                runs = [run(arm, settings, seed) for seed in seeds]
-                done = [r for r in runs if r["steps"]]
-                mean = {
-                    k: float(np.mean([r[k] for r in done])) if done else None
-                    for k in eval_sets
-                }
-                line = {
-                    "arm": arm,
-                    **grid_values(settings),
-                    "dev_accuracy": mean["dev"],
-                    "fraction_of_teacher": mean["dev"]
-                    and mean["dev"] / teacher_acc["dev"],
-                    "held_out_accuracy": mean["held_out"],
-                    "held_out_long_accuracy": mean["held_out_long"],
-                    "runs": runs,
-                }
-                print(json.dumps({"student": name, **line}), flush=True)
-                results[name].append(line)
+    variants = [
+        (name, settings, arm, words)
+        for name in args.students.split(",")
+        for settings in settings_grid(STUDENTS[name], args)
+        for arm in arms
+        for words in (args.transfer_min_words if arm == "tf_mp_transfer" else [None])
+    ]
+    runs = {i: [] for i in range(len(variants))}
+    for seed in seeds:
+        for i, (name, settings, arm, words) in enumerate(variants):
+            runs[i].append(run(name, arm, settings, words, seed))
+    results = {name: [] for name in args.students.split(",")}
+    for i, (name, settings, arm, words) in enumerate(variants):
+        done = [r for r in runs[i] if r["steps"]]
+        mean = {
+            k: float(np.mean([r[k] for r in done])) if done else None for k in eval_sets
+        }
+        line = {
+            "arm": arm,
+            **grid_values(settings),
+            **({} if words is None else {"transfer_min_words": words}),
+            "dev_accuracy": mean["dev"],
+            "fraction_of_teacher": mean["dev"] and mean["dev"] / teacher_acc["dev"],
+            "held_out_accuracy": mean["held_out"],
+            "held_out_long_accuracy": mean["held_out_long"],
+            "runs": runs[i],
+        }
+        print(json.dumps({"student": name, **line}), flush=True)
+        results[name].append(line)
     print(
         json.dumps(
             {
                 "benchmark": "bench_distill_budget",
                 "rows": args.rows,
-                "transfer_rows": len(transfer_texts),
+                "transfer_rows": {w: len(t) for w, t in transfer_texts.items()},
                 "transfer_min_words": args.transfer_min_words,
                 "augmented_rows": len(copies),
                 "teacher_epochs": args.teacher_epochs,
