@@ -109,20 +109,18 @@ def parse_args():
         "--teacher-schedule", choices=TEACHER_SCHEDULES, default="linear"
     )
     args = parser.parse_args()
-    for key in GRID:
+
+    def values(key, kind, noun):
         given = getattr(args, key)
         try:
-            values = [float(v) for v in given.split(",")] if given else None
+            return [kind(v) for v in given.split(",")] if given else None
         except ValueError:
-            parser.error(f"--{key} takes comma-separated numbers. Received: {given!r}")
-        setattr(args, key, values)
-    given = args.transfer_min_words
-    try:
-        args.transfer_min_words = [int(v) for v in given.split(",")]
-    except ValueError:
-        parser.error(
-            f"--transfer-min-words takes comma-separated integers. Received: {given!r}"
-        )
+            option = "--" + key.replace("_", "-")
+            parser.error(f"{option} takes comma-separated {noun}. Received: {given!r}")
+
+    for key in GRID:
+        setattr(args, key, values(key, float, "numbers"))
+    args.transfer_min_words = values("transfer_min_words", int, "integers")
     return args
 
 
