@@ -33,7 +33,9 @@ each combination of the values given, and `--transfer-min-words` (comma-
 separated) runs `tf_mp_transfer` once per transfer set, all at the budget of
 one teacher fine-tuning: a probe of settings pays for the teacher once. Seeds
 are the outer loop, so a run stopped early leaves every arm compared on the
-seeds it finished.
+seeds it finished. `--pin-steps` plans each student's arm once and runs every
+run of it for those steps: a comparison at equal steps, which a machine whose
+speed drifts between runs cannot skew (costs are then reported, not capped).
 
 Prints a JSON line per student, arm and settings once every seed has run,
 then one that holds them all: dev accuracy (mean and per seed) and its
@@ -50,6 +52,7 @@ import json
 import os
 import sys
 import time
+from math import inf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,6 +93,14 @@ def parse_args():
     parser.add_argument("--students", default="a,b", help="a and/or b.")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--calibration-steps", type=int, default=24)
+    parser.add_argument(
+        "--pin-steps",
+        action="store_true",
+        help="Each student's arm plans its steps once, in its first run, and "
+        "every run of it (seeds, settings, transfer sets) takes all of them, "
+        "not stopped at the budget: recipes compared at equal steps, not at "
+        "equal wall time on a machine whose speed drifts.",
+    )
     parser.add_argument(
         "--hidden-weight",
         type=float,
@@ -270,15 +281,18 @@ def main():
         )
         return model
 
-    def run(name, arm, settings, words, seed):
-        data, rows = data_for(arm, words, seed)
-        charge = rows * per_row_s
+    planned = {}  # (student, arm): (steps, calibrated step), `--pin-steps`.
+
+    def plan(name, arm, settings, data, charge, seed):
+        """`(steps, calibrated step seconds)` that fit the rest of the budget."""
+        if args.pin_steps and (name, arm) in planned:
+            return planned[name, arm]
         # Calibration: a throwaway copy, timed after its trace.
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
         clock = Clock()
         start = time.perf_counter()
-        calibration = Budget(settings["lr"], args.calibration_steps, float("inf"))
+        calibration = Budget(settings["lr"], args.calibration_steps, inf)
         model_for(arm, student, settings).fit(
             data,
             epochs=1,
@@ -289,13 +303,20 @@ def main():
         total = time.perf_counter() - start
         step_s = float(np.median(np.diff(clock.ends[4:])))
         overhead = total - step_s * args.calibration_steps
-        steps = int((budget - charge - overhead) / step_s)
+        planned[name, arm] = int((budget - charge - overhead) / step_s), step_s
+        return planned[name, arm]
+
+    def run(name, arm, settings, words, seed):
+        data, rows = data_for(arm, words, seed)
+        charge = rows * per_row_s
+        steps, step_s = plan(name, arm, settings, data, charge, seed)
         if steps < 1:
             return {"steps": 0, "cost_s": round(charge, 1), "over_budget": True}
         keras.utils.set_random_seed(seed)
         student = distillation.student_from_teacher(teacher, **settings["recipe"])
         model = model_for(arm, student, settings)
-        stop = Budget(settings["lr"], steps, budget - charge)
+        # Pinned steps all run: the cost may pass the budget (it is reported).
+        stop = Budget(settings["lr"], steps, inf if args.pin_steps else budget - charge)
         model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[stop], verbose=0)
         scores = {k: accuracy(student, *v) for k, v in eval_sets.items()}
         result = {
@@ -304,6 +325,7 @@ def main():
             "cost_s": round(charge + stop.seconds, 1),
             "scoring_s": round(charge, 1),
             "calibration_step_s": round(step_s, 4),
+            "pinned_steps": args.pin_steps,
             "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
