@@ -143,9 +143,11 @@ def settings_grid(student, args):
         yield {**student, **dict(zip(axes, values))}
 
 
-def grid_values(settings):
-    """The `GRID` part of `settings`, which every output line carries."""
-    return {key: settings[key] for key in GRID}
+def variant_values(settings, words):
+    """What tells a run's variant apart, which every output line carries: the
+    `GRID` part of `settings`, and the transfer set's `words` where it has one."""
+    values = {key: settings[key] for key in GRID}
+    return values if words is None else {**values, "transfer_min_words": words}
 
 
 def word_count(text):
@@ -182,8 +184,7 @@ def main():
     sets = {}
     if "tf_mp_transfer" in arms:
         for words, rows in transfer_texts.items():
-            tokens = sst2.tokenize(preset, rows, args.seq_len)
-            sets["tf_mp_transfer", words] = tokens
+            sets["tf_mp_transfer", words] = sst2.tokenize(preset, rows, args.seq_len)
     if "tf_mp_augment" in arms:
         sets["tf_mp_augment", None] = sst2.tokenize(preset, copies, args.seq_len, True)
     dev_texts, dev_labels = sst2.read_tsv("dev")
@@ -329,10 +330,8 @@ def main():
             "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
             **{k: round(v, 4) for k, v in scores.items()},
         }
-        line = {"student": name, "arm": arm, "seed": seed, **grid_values(settings)}
-        if words is not None:
-            line["transfer_min_words"] = words
-        line.update(result)
+        line = {"student": name, "arm": arm, "seed": seed}
+        line.update(variant_values(settings, words), **result)
         print(json.dumps(line), file=sys.stderr)
         return result
 
@@ -343,25 +342,24 @@ def main():
         for arm in arms
         for words in (args.transfer_min_words if arm == "tf_mp_transfer" else [None])
     ]
-    runs = {i: [] for i in range(len(variants))}
+    runs = [[] for _ in variants]
     for seed in seeds:
-        for i, (name, settings, arm, words) in enumerate(variants):
-            runs[i].append(run(name, arm, settings, words, seed))
+        for variant, (name, settings, arm, words) in zip(runs, variants):
+            variant.append(run(name, arm, settings, words, seed))
     results = {name: [] for name in args.students.split(",")}
-    for i, (name, settings, arm, words) in enumerate(variants):
-        done = [r for r in runs[i] if r["steps"]]
+    for variant, (name, settings, arm, words) in zip(runs, variants):
+        done = [r for r in variant if r["steps"]]
         mean = {
             k: float(np.mean([r[k] for r in done])) if done else None for k in eval_sets
         }
         line = {
             "arm": arm,
-            **grid_values(settings),
-            **({} if words is None else {"transfer_min_words": words}),
+            **variant_values(settings, words),
             "dev_accuracy": mean["dev"],
             "fraction_of_teacher": mean["dev"] and mean["dev"] / teacher_acc["dev"],
             "held_out_accuracy": mean["held_out"],
             "held_out_long_accuracy": mean["held_out_long"],
-            "runs": runs[i],
+            "runs": variant,
         }
         print(json.dumps({"student": name, **line}), flush=True)
         results[name].append(line)
