@@ -42,8 +42,11 @@ then one that holds them all: dev accuracy (mean and per seed) and its
 fraction of the teacher's, accuracy on the `--held-out` last training rows (no
 arm trains on them: recipes are chosen there, not on dev) and on those of them
 with 10 or more words (`held_out_long`: dev's sentences are longer than most
-training phrases), steps, cost in seconds, and the budget. Each run's line
-also goes to stderr as it ends.
+training phrases), accuracy on the whole training sentences that no labelled
+or transfer row of 3+ words is part of (`held_out_sentences`, from any
+training row: dev-like rows where the held-out rows, phrases often inside a
+trained phrase or around one, are not), steps, cost in seconds, and the
+budget. Each run's line also goes to stderr as it ends.
 """
 
 import argparse
@@ -171,11 +174,18 @@ def main():
     texts, labels = sst2.read_tsv("train")
     held_start = len(labels) - args.held_out
     labelled_texts = texts[: args.rows]
-    unlabelled = texts[args.rows : held_start]
-    transfer_texts = {
-        words: [t for t in unlabelled if word_count(t) >= words][: args.transfer]
+    unlabelled = range(args.rows, held_start)
+    transfer_rows = {
+        words: [i for i in unlabelled if word_count(texts[i]) >= words][: args.transfer]
         for words in args.transfer_min_words
     }
+    transfer_texts = {
+        words: [texts[i] for i in rows] for words, rows in transfer_rows.items()
+    }
+    # Whole sentences nothing of which any transfer set or the labelled rows
+    # hold: the same rows for every arm, and for runs with the same options.
+    trained = range(args.rows), *transfer_rows.values()
+    sentences = sst2.unseen_sentences(texts, itertools.chain(*trained))
     copies = distillation.augment(labelled_texts, copies=args.copies, seed=0)
     x = sst2.tokenize(preset, labelled_texts, args.seq_len)
     y = np.asarray(labels[: args.rows], "int32")
@@ -196,6 +206,10 @@ def main():
         "held_out_long": (
             sst2.tokenize(preset, [held_texts[i] for i in long], args.seq_len),
             [held_labels[i] for i in long],
+        ),
+        "held_out_sentences": (
+            sst2.tokenize(preset, [texts[i] for i in sentences], args.seq_len),
+            [labels[i] for i in sentences],
         ),
     }
     eval_sets = {k: (v, np.asarray(w, "int32")) for k, (v, w) in eval_sets.items()}
@@ -359,6 +373,7 @@ def main():
             "fraction_of_teacher": mean["dev"] and mean["dev"] / teacher_acc["dev"],
             "held_out_accuracy": mean["held_out"],
             "held_out_long_accuracy": mean["held_out_long"],
+            "held_out_sentences_accuracy": mean["held_out_sentences"],
             "runs": variant,
         }
         print(json.dumps({"student": name, **line}), flush=True)
@@ -380,6 +395,7 @@ def main():
                 "teacher_scoring_s_per_1000_rows": round(1000 * per_row_s, 2),
                 **teacher_line,
                 "held_out_long_rows": len(long),
+                "held_out_sentences_rows": len(sentences),
                 "students": results,
             }
         )

@@ -35,6 +35,50 @@ def read_tsv(split, limit=None, offset=0):
     ]
 
 
+def unseen_sentences(texts, trained, min_words=3):
+    """Indices of the whole sentences among `texts` that no trained phrase of
+    `min_words` or more words is part of: held-out rows shaped like GLUE dev's.
+
+    SST-2's training file holds every phrase of its sentences' parse trees,
+    shuffled, so a row held out at random often sits inside a trained row or
+    around one (of the bench's last 2,048 rows, 459 lie inside one of the
+    first 4,096 and 304 hold one of 3+ words), and most rows are short phrases
+    (median 7 words; dev's sentences, 19). A sentence here is a row no longer
+    row contains (6,885 of 67,349 rows, median 19 words); it is kept when it
+    is not in `trained` (indices into `texts`) and no trained row of
+    `min_words` or more words is a phrase of it. Shorter phrases ("dull",
+    "the film") recur across sentences: of dev's 872 sentences, 55% hold a
+    single word that is a row among the bench's first 12,288 training rows,
+    18% a two-word row and 2.9% one of three or more words, so the default 3
+    leaves dev-like sentences.
+    """
+    words = [" ".join(str(t).split()) for t in texts]
+    rows_with = {}
+    for i, text in enumerate(words):
+        for word in set(text.split()):
+            rows_with.setdefault(word, set()).add(i)
+
+    def containing(i):
+        """Rows other than `i` with `words[i]` as a phrase (equal rows too)."""
+        if not words[i]:
+            return set()
+        candidates = set.intersection(*(rows_with[w] for w in set(words[i].split())))
+        phrase = f" {words[i]} "
+        return {k for k in candidates if k != i and phrase in f" {words[k]} "}
+
+    trained = set(int(i) for i in trained)
+    seen = set(trained).union(
+        *(containing(i) for i in trained if len(words[i].split()) >= min_words)
+    )
+    return [
+        i
+        for i in range(len(words))
+        if i not in seen
+        and words[i]
+        and not any(len(words[k]) > len(words[i]) for k in containing(i))
+    ]
+
+
 def tokenize(preset, sentences, seq_len, masked=False):
     """Token dicts (numpy) for `sentences` with the preset's preprocessor
     (`masked`: "[MASK]" in a sentence is read as the one mask token)."""
