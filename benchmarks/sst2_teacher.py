@@ -45,12 +45,12 @@ def unseen_sentences(texts, trained, min_words=3):
     first 4,096 and 304 hold one of 3+ words), and most rows are short phrases
     (median 7 words; dev's sentences, 19). A sentence here is a row no longer
     row contains (6,885 of 67,349 rows, median 19 words); it is kept when it
-    is not in `trained` (indices into `texts`) and no trained row of
-    `min_words` or more words is a phrase of it. Shorter phrases ("dull",
-    "the film") recur across sentences: of dev's 872 sentences, 55% hold a
-    single word that is a row among the bench's first 12,288 training rows,
-    18% a two-word row and 2.9% one of three or more words, so the default 3
-    leaves dev-like sentences.
+    is neither in `trained` (indices into `texts`) nor equal to a trained row,
+    and no trained row of `min_words` or more words is a phrase of it.
+    Shorter phrases ("dull", "the film") recur across sentences: of dev's 872
+    sentences, 55% hold a single word that is a row among the bench's first
+    12,288 training rows, 18% a two-word row and 2.9% one of three or more
+    words, so the default 3 leaves dev-like sentences.
     """
     words = [" ".join(str(t).split()) for t in texts]
     rows_with = {}
@@ -67,6 +67,7 @@ def unseen_sentences(texts, trained, min_words=3):
         return {k for k in candidates if k != i and phrase in f" {words[k]} "}
 
     trained = set(int(i) for i in trained)
+    trained_words = {words[i] for i in trained}
     seen = set(trained).union(
         *(containing(i) for i in trained if len(words[i].split()) >= min_words)
     )
@@ -75,6 +76,7 @@ def unseen_sentences(texts, trained, min_words=3):
         for i in range(len(words))
         if i not in seen
         and words[i]
+        and words[i] not in trained_words
         and not any(len(words[k]) > len(words[i]) for k in containing(i))
     ]
 
