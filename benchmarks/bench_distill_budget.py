@@ -184,8 +184,8 @@ def main():
     }
     # Whole sentences nothing of which any transfer set or the labelled rows
     # hold: the same rows for every arm, and for runs with the same options.
-    trained = range(args.rows), *transfer_rows.values()
-    sentences = sst2.unseen_sentences(texts, itertools.chain(*trained))
+    trained = itertools.chain(range(args.rows), *transfer_rows.values())
+    sentences = sst2.unseen_sentences(texts, trained)
     copies = distillation.augment(labelled_texts, copies=args.copies, seed=0)
     x = sst2.tokenize(preset, labelled_texts, args.seq_len)
     y = np.asarray(labels[: args.rows], "int32")

@@ -68,7 +68,7 @@ def unseen_sentences(texts, trained, min_words=3):
 
     trained = set(int(i) for i in trained)
     trained_words = {words[i] for i in trained}
-    seen = set(trained).union(
+    seen = trained.union(
         *(containing(i) for i in trained if len(words[i].split()) >= min_words)
     )
     return [
