@@ -1,13 +1,13 @@
 """`steps_per_execution` on a mesh: several steps per function call, same training.
 
-Up to `MAX_UNROLLED_STEPS` steps run in one call and share one set of pending
-writes, so each step reads the previous step's new weights, optimizer slots,
-metric state and random-number state as data. The referee is the same model
-trained on one device with the same `steps_per_execution` by Keras's own
-trainer. (Keras 3.15's TensorFlow trainer, when the steps per execution do not
-divide an epoch's batches, runs whole executions across the epoch boundary:
-with 16 batches and 3 steps per execution, 2 epochs see 18 and 14 batches. tf_mp
-follows Keras there too.)
+Up to `MAX_UNROLLED_STEPS` steps run in one call, in a `tf.while_loop` whose
+state is the values of the variables, so each step reads the previous step's
+new weights, optimizer slots, metric state and random-number state as data.
+The referee is the same model trained on one device with the same
+`steps_per_execution` by Keras's own trainer. (Keras 3.15's TensorFlow
+trainer, when the steps per execution do not divide an epoch's batches, runs
+whole executions across the epoch boundary: with 16 batches and 3 steps per
+execution, 2 epochs see 18 and 14 batches. tf_mp follows Keras there too.)
 """
 
 import functools
@@ -18,7 +18,9 @@ import pytest
 
 import tf_mp
 from tests import tiny_models
+from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import steps
+from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 
 BATCH = 2  # 16 batches an epoch: more than MAX_UNROLLED_STEPS.
 
@@ -66,10 +68,9 @@ def _keras_on_one_device(build, steps_per_execution):
 
 
 # Every mesh of issue 21; 10 steps per execution run as calls of 8 and 2
-# unrolled steps, 3 do not divide the epoch's 16 batches. DTensor compiles each
-# unrolled graph (8, 2 and 6 steps for `fit`, again for `evaluate`): minutes
-# for BERT on 2 cores, so the MLP (model-parallel layers too) takes those
-# cases, and BERT runs 4 steps per call (one graph).
+# steps, 3 do not divide the epoch's 16 batches. Each call length is a trace
+# (8, 2 and 6 steps for `fit`, again for `evaluate`), so the MLP
+# (model-parallel layers too) takes those cases, and BERT runs 4 steps per call.
 @pytest.mark.parametrize(
     "build, mesh_shape, steps_per_execution",
     [
@@ -145,3 +146,53 @@ def test_a_last_batch_of_another_size_is_placed_on_its_own(make_mesh):
         np.testing.assert_allclose(got[0][key], values, rtol=1e-5, err_msg=key)
     for got_weight, want_weight in zip(got[2], want[2]):
         np.testing.assert_allclose(got_weight, want_weight, rtol=1e-4, atol=1e-5)
+
+
+def test_the_steps_of_a_call_are_one_loop_whatever_their_number(make_mesh):
+    """k steps per call trace one `while` loop, not k copies of the step: the
+    traced function is the same size for 4 steps as for 8 (unrolled, DTensor's
+    compile time grew faster than k: 13 s for 1 step of a tiny BERT on 2x2,
+    202 s for 8)."""
+    model = _on_mesh(tiny_models.mlp, make_mesh((2, 1)))
+    model.compile(optimizer="adam", loss=tiny_models.loss(), steps_per_execution=8)
+    x, y = tiny_models.mlp_data()
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    _, _, on_stacked_batches, distribution = model.make_train_function().args
+
+    def op_types(steps_per_call):
+        chunk = [
+            (x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH])
+            for i in range(steps_per_call)
+        ]
+        stacked = distribute_stacked_batches(chunk, distribution)
+        with patches.step_context(distribution):
+            function = on_stacked_batches.get_concrete_function(stacked, steps_per_call)
+        return [op.type for op in function.graph.get_operations()]
+
+    eight, four = op_types(8), op_types(4)
+    assert "StatelessWhile" in eight or "While" in eight
+    assert len(eight) == len(four)
+
+
+def test_a_step_that_writes_another_variable_runs_unrolled(make_mesh):
+    """A custom `train_step` that writes a mesh variable the model does not
+    track (not part of the loop's state): its steps run unrolled, and every
+    write lands."""
+    mesh = make_mesh((2, 1))
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        counter = keras.Variable(0.0, trainable=False)
+        base = tiny_models.mlp()
+
+        class Counting(keras.Model):
+            def train_step(self, data):
+                counter.assign_add(1.0)
+                return super().train_step(data)
+
+        model = Counting(base.inputs, base.outputs)
+    model.compile(optimizer="adam", loss=tiny_models.loss(), steps_per_execution=8)
+    x, y = tiny_models.mlp_data()
+    model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    assert float(counter.numpy()) == 2 * tiny_models.NUM_SAMPLES // BATCH
+    assert int(model.optimizer.iterations.numpy()) == 2 * (
+        tiny_models.NUM_SAMPLES // BATCH
+    )

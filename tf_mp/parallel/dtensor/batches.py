@@ -104,6 +104,13 @@ def unstack_batches(stacked, steps):
     ]
 
 
+def batch_of_stacked(stacked, index):
+    """Batch `index` (a tensor) of `distribute_stacked_batches`, inside a traced
+    step; each device keeps its own rows."""
+    leaves = [None if x is None else tf.gather(x, index) for x in tree.flatten(stacked)]
+    return tree.pack_sequence_as(stacked, leaves)
+
+
 def _rows_of_this_process(size):
     """`(first_row, global_rows)` when the batches being fed hold only this
     process's rows of each global batch (a distributed dataset), else `None`."""

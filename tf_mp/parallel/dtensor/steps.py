@@ -7,12 +7,16 @@ the batch axis, and the model's own `train_step` / `test_step` /
 `predict_step` runs in a `tf.function` on the mesh.
 
 With `steps_per_execution=k`, up to `MAX_UNROLLED_STEPS` batches go into one
-function call that runs the step once per batch (unrolled, as Keras's
-`unrolled_steps_per_execution` does): one dispatch, one host-to-mesh transfer
-per input (the batches stacked) and one host round trip for the outputs
-instead of k. The k steps share one set of pending writes
-(`functional.py`): step i+1 reads step i's new values as data, not through the
-variables, so DTensor cannot group the all-reduces of different steps.
+function call that runs the step once per batch: one dispatch, one
+host-to-mesh transfer per input (the batches stacked) and one host round trip
+for the outputs instead of k. The steps run in a `tf.while_loop` whose state is
+the values of the model's, optimizer's and metrics' variables, the last step
+after it (`functional.loop_steps`): unrolled, k steps cost DTensor a compile
+time that grows faster than k. Step i+1 reads step i's new values as data, not
+through the variables, so DTensor cannot group the all-reduces of different
+steps. A step that writes any other mesh variable runs unrolled (as Keras's
+`unrolled_steps_per_execution` does), one set of pending writes shared by the
+steps (`functional.py`).
 """
 
 import functools
@@ -29,12 +33,13 @@ from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import processes
 from tf_mp.parallel.dtensor import saving
 from tf_mp.parallel.dtensor import variables
+from tf_mp.parallel.dtensor.batches import batch_of_stacked
 from tf_mp.parallel.dtensor.batches import distribute_batch
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 from tf_mp.parallel.dtensor.batches import unstack_batches
 from tf_mp.parallel.dtensor.transfer import to_host
 
-# Steps per function call at most: the traced graph grows with each one.
+# Steps per function call at most: their batches are stacked on the mesh.
 MAX_UNROLLED_STEPS = 8
 
 
@@ -121,7 +126,14 @@ def _make_function(model, kind, force=False):
             return outputs
 
         def steps_on_stacked_batches(stacked, steps):
-            return steps_on_batches(unstack_batches(stacked, steps))
+            if model.__dict__.get("_tf_mp_unrolled_steps"):
+                return steps_on_batches(unstack_batches(stacked, steps))
+            return functional.loop_steps(
+                step,
+                functools.partial(batch_of_stacked, stacked),
+                steps,
+                _loop_variables(model),
+            )
 
         # Traced functions keep the step's name ("train_step"): DTensor names its
         # MLIR dumps after them (`tests/layers/count_collectives.py`).
@@ -164,21 +176,49 @@ def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
             _build_compiled_state(model, distribution, data)
         chunk.append(data)
         if len(chunk) == MAX_UNROLLED_STEPS:
-            outputs = _run_chunk(chunk, on_batches, on_stacked_batches, distribution)
+            outputs = _run_chunk(
+                model, chunk, on_batches, on_stacked_batches, distribution
+            )
             chunk = []
     if chunk:
-        outputs = _run_chunk(chunk, on_batches, on_stacked_batches, distribution)
+        outputs = _run_chunk(model, chunk, on_batches, on_stacked_batches, distribution)
     return tree.map_structure(to_host, outputs)
 
 
-def _run_chunk(chunk, on_batches, on_stacked_batches, distribution):
+def _run_chunk(model, chunk, on_batches, on_stacked_batches, distribution):
     if len(chunk) > 1:
         # One host-to-mesh transfer per input for the whole chunk.
         stacked = distribute_stacked_batches(chunk, distribution)
         if stacked is not None:
-            return _call_on_mesh(on_stacked_batches, distribution, stacked, len(chunk))
+            try:
+                return _call_on_mesh(
+                    on_stacked_batches, distribution, stacked, len(chunk)
+                )
+            except functional.NotCarried:
+                # A step writes a variable outside the model, its optimizer and
+                # metrics: the steps run unrolled (retraced) from now on.
+                object.__setattr__(model, "_tf_mp_unrolled_steps", True)
+                return _call_on_mesh(
+                    on_stacked_batches, distribution, stacked, len(chunk)
+                )
     batches = [distribute_batch(data, distribution, pad=False)[0] for data in chunk]
     return _call_on_mesh(on_batches, distribution, batches)
+
+
+def _loop_variables(model):
+    """The mesh variables a step may write: the model's (seed generators'
+    states included), its optimizer's and its metrics'."""
+    found, seen = [], set()
+    optimizer = getattr(model, "optimizer", None)
+    candidates = list(model.variables) + list(model.metrics_variables)
+    if optimizer is not None and not isinstance(optimizer, str):
+        candidates += list(optimizer.variables)
+    for variable in candidates:
+        value = getattr(variable, "_value", variable)
+        if isinstance(value, variables.MeshVariable) and id(value) not in seen:
+            seen.add(id(value))
+            found.append(value)
+    return found
 
 
 def _call_on_mesh(function, distribution, *args):
