@@ -1,6 +1,6 @@
 """`steps_per_execution` on a mesh: several steps per function call, same training.
 
-Up to `MAX_UNROLLED_STEPS` steps run in one call, in a `tf.while_loop` whose
+Up to `MAX_STEPS_PER_CALL` steps run in one call, in a `tf.while_loop` whose
 state is the values of the variables, so each step reads the previous step's
 new weights, optimizer slots, metric state and random-number state as data.
 The referee is the same model trained on one device with the same
@@ -22,7 +22,7 @@ from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 
-BATCH = 2  # 16 batches an epoch: more than MAX_UNROLLED_STEPS.
+BATCH = 2  # 16 batches an epoch: more than MAX_STEPS_PER_CALL.
 
 
 def _fit(model, steps_per_execution, epochs=2, samples=None, batch_size=BATCH):
@@ -58,8 +58,8 @@ def _on_mesh(build, mesh):
         return build()
 
 
-def test_more_steps_per_execution_than_are_unrolled():
-    assert tiny_models.NUM_SAMPLES // BATCH > steps.MAX_UNROLLED_STEPS
+def test_more_steps_per_execution_than_one_call_runs():
+    assert tiny_models.NUM_SAMPLES // BATCH > steps.MAX_STEPS_PER_CALL
 
 
 @functools.cache

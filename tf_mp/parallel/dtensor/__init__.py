@@ -32,7 +32,10 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
 * Writes. A step (and Keras's `optimizer.apply` on mesh variables, in custom
   loops too) writes each variable once, at its end: reads see pending values.
   That keeps DTensor's all-reduce combining pass, which groups the gradients'
-  all-reduces, from reordering reads and writes (`functional.py`).
+  all-reduces, from reordering reads and writes (`functional.py`). The steps of
+  one call (`steps_per_execution`) run in a `tf.while_loop` whose state is the
+  variables' values (`functional.loop_steps`): one traced step whatever their
+  number.
 * Layer outputs. Layers whose `"<path>/output"` matches an output key of the
   layout map (Keras's convention) have their outputs relaid out inside a step
   (`output_layouts.py`).

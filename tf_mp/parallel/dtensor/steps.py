@@ -6,7 +6,7 @@ which DTensor rejects. A model built in a `ModelParallel` scope gets its own
 the batch axis, and the model's own `train_step` / `test_step` /
 `predict_step` runs in a `tf.function` on the mesh.
 
-With `steps_per_execution=k`, up to `MAX_UNROLLED_STEPS` batches go into one
+With `steps_per_execution=k`, up to `MAX_STEPS_PER_CALL` batches go into one
 function call that runs the step once per batch: one dispatch, one
 host-to-mesh transfer per input (the batches stacked) and one host round trip
 for the outputs instead of k. The steps run in a `tf.while_loop` whose state is
@@ -40,7 +40,7 @@ from tf_mp.parallel.dtensor.batches import unstack_batches
 from tf_mp.parallel.dtensor.transfer import to_host
 
 # Steps per function call at most: their batches are stacked on the mesh.
-MAX_UNROLLED_STEPS = 8
+MAX_STEPS_PER_CALL = 8
 
 
 def attach_model(model, distribution):
@@ -162,7 +162,7 @@ def _traced(function):
 # A process of the mesh that vanished is named in the error.
 @processes.reporting_lost_processes()
 def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
-    """Runs up to `steps_per_execution` steps, `MAX_UNROLLED_STEPS` per call."""
+    """Runs up to `steps_per_execution` steps, `MAX_STEPS_PER_CALL` per call."""
     outputs = None
     chunk = []
     for step in range(model.steps_per_execution):
@@ -175,7 +175,7 @@ def _run_steps(model, on_batches, on_stacked_batches, distribution, iterator):
         if step == 0:
             _build_compiled_state(model, distribution, data)
         chunk.append(data)
-        if len(chunk) == MAX_UNROLLED_STEPS:
+        if len(chunk) == MAX_STEPS_PER_CALL:
             outputs = _run_chunk(
                 model, chunk, on_batches, on_stacked_batches, distribution
             )
