@@ -196,3 +196,33 @@ def test_a_step_that_writes_another_variable_runs_unrolled(make_mesh):
     assert int(model.optimizer.iterations.numpy()) == 2 * (
         tiny_models.NUM_SAMPLES // BATCH
     )
+
+
+def test_mixed_float16_loss_scaling_in_the_loop_matches_one_step_a_call(make_mesh):
+    """With `mixed_float16`, Keras's `LossScaleOptimizer` updates its loss scale
+    in a `cond` inside each looped step: 4 steps per call train as 1 per call
+    (which runs no loop)."""
+    mesh = make_mesh((1, 2))
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        results = []
+        for steps_per_execution in (1, 4):
+            model = _on_mesh(tiny_models.mlp, mesh)
+            results.append(_fit(model, steps_per_execution))
+            optimizer = model.optimizer
+            assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            # The loss scale, its step counter, Adam's slots, `iterations`.
+            results[-1] += ([v.numpy() for v in optimizer.variables],)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    (one_history, one_eval, one_weights, one_state), four = results
+    four_history, four_eval, four_weights, four_state = four
+    for key, values in one_history.items():
+        np.testing.assert_allclose(four_history[key], values, rtol=1e-5, err_msg=key)
+    for key, value in one_eval.items():
+        np.testing.assert_allclose(four_eval[key], value, rtol=1e-5, err_msg=key)
+    for got, want in zip(four_weights, one_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert len(four_state) == len(one_state)
+    for got, want in zip(four_state, one_state):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
