@@ -4,7 +4,7 @@
 # it) the tables also run on 4 logical GPUs split from the first one.
 # On a 16-core Xeon (2026-12-04): equivalence 187 s, collectives and the first
 # table about 2 minutes, the `steps_per_execution=8` table more than 240 s
-# (each mesh compiles 8 unrolled steps; benchmarks/README.md).
+# while each mesh compiled 8 unrolled steps (they now run in a loop).
 #
 #   bash benchmarks/accelerator_check.sh            # results under benchmarks/results/
 #   OUT=/some/dir bash benchmarks/accelerator_check.sh
@@ -42,8 +42,8 @@ for device in $devices; do
     | tail -n 1 | tee "$out/bench_collectives_$device.json" || status=1
   timeout 240 python benchmarks/bench_mesh.py --model tiny --device "$device" --rounds 5 \
     | tail -n 1 | tee "$out/bench_mesh_tiny_$device.json" || status=1
-  # The first `fit` of each mesh compiles 8 unrolled steps (2x2 alone: 202 s
-  # on a busy 2-core machine, 13 s for 1 step).
+  # The first `fit` of each mesh compiles its steps: in a loop since the device
+  # check found this table past 240 s with 8 unrolled steps (benchmarks/README).
   timeout 600 python benchmarks/bench_mesh.py --model tiny --device "$device" --rounds 5 \
     --setups 1x2,2x1,2x2 --steps 32 --steps-per-execution 8 \
     | tail -n 1 | tee "$out/bench_mesh_tiny_spe8_$device.json" || status=1
