@@ -173,6 +173,14 @@ def test_the_steps_of_a_call_are_one_loop_whatever_their_number(make_mesh):
     assert "StatelessWhile" in eight or "While" in eight
     assert len(eight) == len(four)
 
+    # Keras's own switch: unrolled steps, one copy of the step per batch.
+    model.unrolled_steps_per_execution = 8
+    model.make_train_function(force=True)
+    _, _, on_stacked_batches, distribution = model.train_function.args
+    unrolled = op_types(8)
+    assert "StatelessWhile" not in unrolled and "While" not in unrolled
+    assert len(unrolled) > len(eight)
+
 
 def test_a_step_that_writes_another_variable_runs_unrolled(make_mesh):
     """A custom `train_step` that writes a mesh variable the model does not

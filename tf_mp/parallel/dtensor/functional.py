@@ -36,9 +36,16 @@ _ORIGINAL_APPLY = _base_optimizer.BaseOptimizer.apply
 class PendingWrites:
     """The values written to mesh variables in the step being traced."""
 
-    def __init__(self):
+    def __init__(self, values=()):
+        """`values`: `(variable, value)` pairs that reads see as already written
+        (the state of a `loop_steps` iteration)."""
         self.graph = tf.compat.v1.get_default_graph()
-        self._values = {}  # id(variable) -> (variable, value), in write order
+        # id(variable) -> (variable, value), in write order.
+        self._values = {id(v): (v, value) for v, value in values}
+
+    def variables(self):
+        """The variables with a pending value."""
+        return [variable for variable, _ in self._values.values()]
 
     def value(self, variable):
         """The pending value of `variable`, else `None`."""
@@ -128,12 +135,11 @@ def loop_steps(step, batch_at, steps, variables):
     written = set()
 
     def body(i, *values):
-        inner = PendingWrites()
-        inner._values = {id(v): (v, value) for v, value in zip(variables, values)}
+        inner = PendingWrites(zip(variables, values))
         with state.changed(writes=inner):
             step(batch_at(i))
-        for key, (variable, _) in inner._values.items():
-            if key not in carried:
+        for variable in inner.variables():
+            if id(variable) not in carried:
                 raise NotCarried(variable.name)
         new_values = tuple(inner.value(v) for v in variables)
         for variable, old, new in zip(variables, values, new_values):

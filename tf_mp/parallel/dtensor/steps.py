@@ -14,9 +14,12 @@ the values of the model's, optimizer's and metrics' variables, the last step
 after it (`functional.loop_steps`): unrolled, k steps cost DTensor a compile
 time that grows faster than k. Step i+1 reads step i's new values as data, not
 through the variables, so DTensor cannot group the all-reduces of different
-steps. A step that writes any other mesh variable runs unrolled (as Keras's
-`unrolled_steps_per_execution` does), one set of pending writes shared by the
-steps (`functional.py`).
+steps. As in Keras's own trainer, whose default is the same loop; a model with
+Keras's `unrolled_steps_per_execution` above 1, or whose step writes any other
+mesh variable, runs the call's steps unrolled instead, one set of pending
+writes shared by the steps (`functional.py`). Measured on CPU (tiny BERT, 2x2,
+8 steps a call): the loop compiles in 21.7 s against 142.1 s and runs 41.8 ms a
+step against 34.0.
 """
 
 import functools
@@ -126,7 +129,7 @@ def _make_function(model, kind, force=False):
             return outputs
 
         def steps_on_stacked_batches(stacked, steps):
-            if model.__dict__.get("_tf_mp_unrolled_steps"):
+            if _unrolled(model):
                 return steps_on_batches(unstack_batches(stacked, steps))
             return functional.loop_steps(
                 step,
@@ -203,6 +206,15 @@ def _run_chunk(model, chunk, on_batches, on_stacked_batches, distribution):
                 )
     batches = [distribute_batch(data, distribution, pad=False)[0] for data in chunk]
     return _call_on_mesh(on_batches, distribution, batches)
+
+
+def _unrolled(model):
+    """Whether a call's steps run unrolled: asked for with Keras's own
+    `model.unrolled_steps_per_execution` above 1 (tf_mp then unrolls the whole
+    call), or needed by a step that writes a variable the loop does not carry."""
+    return getattr(model, "unrolled_steps_per_execution", 1) > 1 or model.__dict__.get(
+        "_tf_mp_unrolled_steps", False
+    )
 
 
 def _loop_variables(model):
