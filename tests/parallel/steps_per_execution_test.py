@@ -62,6 +62,20 @@ def test_more_steps_per_execution_than_one_call_runs():
     assert tiny_models.NUM_SAMPLES // BATCH > steps.MAX_STEPS_PER_CALL
 
 
+def _assert_same_training(got, want):
+    """`_fit`'s (history, evaluation, weights) against the referee's."""
+    (history, evaluation, weights), (want_history, want_eval, want_weights) = (
+        got,
+        want,
+    )
+    for key, values in want_history.items():
+        np.testing.assert_allclose(history[key], values, rtol=1e-5, err_msg=key)
+    for key, value in want_eval.items():
+        np.testing.assert_allclose(evaluation[key], value, rtol=1e-5, err_msg=key)
+    for got_weight, want_weight in zip(weights, want_weights):
+        np.testing.assert_allclose(got_weight, want_weight, rtol=1e-4, atol=1e-5)
+
+
 @functools.cache
 def _keras_on_one_device(build, steps_per_execution):
     return _fit(build(), steps_per_execution)
@@ -89,12 +103,9 @@ def test_fit_matches_keras_on_one_device(
     model = _on_mesh(build, make_mesh(mesh_shape))
     history, evaluation, weights = _fit(model, steps_per_execution)
     assert set(history) == set(want_history)
-    for key, values in want_history.items():
-        np.testing.assert_allclose(history[key], values, rtol=1e-5, err_msg=key)
-    for key, value in want_eval.items():
-        np.testing.assert_allclose(evaluation[key], value, rtol=1e-5, err_msg=key)
-    for got, want in zip(weights, want_weights):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    _assert_same_training(
+        (history, evaluation, weights), (want_history, want_eval, want_weights)
+    )
 
 
 def test_dropout_masks_do_not_depend_on_steps_per_execution(make_mesh):
@@ -223,14 +234,8 @@ def test_mixed_float16_loss_scaling_in_the_loop_matches_one_step_a_call(make_mes
             results[-1] += ([v.numpy() for v in optimizer.variables],)
     finally:
         keras.config.set_dtype_policy("float32")
-    (one_history, one_eval, one_weights, one_state), four = results
-    four_history, four_eval, four_weights, four_state = four
-    for key, values in one_history.items():
-        np.testing.assert_allclose(four_history[key], values, rtol=1e-5, err_msg=key)
-    for key, value in one_eval.items():
-        np.testing.assert_allclose(four_eval[key], value, rtol=1e-5, err_msg=key)
-    for got, want in zip(four_weights, one_weights):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    (*one, one_state), (*four, four_state) = results
+    _assert_same_training(four, one)
     assert len(four_state) == len(one_state)
     for got, want in zip(four_state, one_state):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
