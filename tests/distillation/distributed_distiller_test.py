@@ -47,11 +47,16 @@ def _student():
     return tiny_bert.classifier(num_layers=2, hidden=8, heads=2, ff=16, seed=1)
 
 
-def _train(distiller):
+def _train(distiller, steps_per_execution=1):
     # SGD: Adam turns float noise in gradients that are zero in exact arithmetic
     # (attention key biases) into full-size steps, so weights could not be
     # compared. Adam on meshes is covered by the engine's equivalence tests.
-    tiny_bert.compile_distiller(distiller, learning_rate=0.1, optimizer="sgd")
+    tiny_bert.compile_distiller(
+        distiller,
+        learning_rate=0.1,
+        optimizer="sgd",
+        steps_per_execution=steps_per_execution,
+    )
     history = distiller.fit(tiny_bert.dataset(n=32, batch_size=8), epochs=2, verbose=0)
     return history.history, [w.numpy() for w in distiller.student.weights]
 
@@ -63,8 +68,14 @@ def _reference(teacher, **kwargs):
 KWARGS = dict(hidden_weight=1.0, attention_weight=1.0, temperature=2.0)
 
 
-@pytest.mark.parametrize("mesh_shape", [(1, 2), (2, 2)])
-def test_sharded_teacher_distils_like_an_unsharded_one(make_mesh, mesh_shape):
+# On 2x2, 4 steps per call (one call an epoch): the Distiller's loss trackers
+# are part of the loop's state with the student, SGD's counter and the metrics,
+# so the steps run in one `while` loop (not unrolled) and train as the
+# unsharded distiller does one step a call. 2x2 one step a call: the cache test.
+@pytest.mark.parametrize("mesh_shape,steps_per_execution", [((1, 2), 1), ((2, 2), 4)])
+def test_sharded_teacher_distils_like_an_unsharded_one(
+    make_mesh, mesh_shape, steps_per_execution
+):
     teacher = _teacher()
     history, weights = _reference(teacher, **KWARGS)
     with tf_mp.ModelParallel(make_mesh(mesh_shape)).scope():
@@ -72,7 +83,9 @@ def test_sharded_teacher_distils_like_an_unsharded_one(make_mesh, mesh_shape):
         distiller = tf_mp.Distiller(sharded, _student(), **KWARGS)
     query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
     assert query.value.layout.sharding_specs[1] == "model"
-    sharded_history, sharded_weights = _train(distiller)
+    sharded_history, sharded_weights = _train(distiller, steps_per_execution)
+    assert not getattr(distiller, "_tf_mp_unrolled_steps", False)
+    assert int(distiller.optimizer.iterations.numpy()) == 8
     for name, values in history.items():
         np.testing.assert_allclose(
             sharded_history[name], values, **HISTORY_TOLERANCE, err_msg=name

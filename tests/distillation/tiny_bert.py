@@ -43,11 +43,14 @@ def dataset(n=32, batch_size=8, seed=0):
     return tf.data.Dataset.from_tensor_slices(data(n, seed)).batch(batch_size)
 
 
-def compile_distiller(distiller, learning_rate=0.01, optimizer="adam"):
+def compile_distiller(
+    distiller, learning_rate=0.01, optimizer="adam", steps_per_execution=1
+):
     optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[optimizer]
     distiller.compile(
         optimizer=optimizer(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["sparse_categorical_accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     return distiller
