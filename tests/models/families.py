@@ -48,8 +48,30 @@ CONFIGS = {
         dict(_DECODER, vocabulary_size=VOCAB, head_dim=4, intermediate_dim=64),
     ),
     "llama": (keras_hub.models.LlamaBackbone, dict(_DECODER, vocabulary_size=VOCAB)),
+    # Split by Gemma's or Llama's map (their own blocks, the same weight axes).
+    "gemma3": (
+        keras_hub.models.Gemma3Backbone,
+        dict(_DECODER, vocabulary_size=VOCAB, head_dim=4, image_size=16),
+    ),
+    "mistral": (
+        keras_hub.models.MistralBackbone,
+        dict(_DECODER, vocabulary_size=VOCAB),
+    ),
+    # Query/key/value biases, split with their heads.
+    "qwen": (keras_hub.models.QwenBackbone, dict(_DECODER, vocabulary_size=VOCAB)),
+    # Query/key norms over `head_dim`, replicated.
+    "qwen3": (
+        keras_hub.models.Qwen3Backbone,
+        dict(_DECODER, vocabulary_size=VOCAB, head_dim=4),
+    ),
+    # Its attention layer is `attention`, not `self_attention`.
+    "phi3": (keras_hub.models.Phi3Backbone, dict(_DECODER, vocabulary_size=VOCAB)),
 }
 FAMILIES = tuple(CONFIGS)
+# Families that keep their own blocks, laid out by a layout map alone.
+OWN_BLOCKS = ("gemma", "llama", "gemma3", "mistral", "qwen", "qwen3", "phi3")
+# Of those, the ones whose map is Gemma's or Llama's.
+SAME_MAP_AS_ANOTHER = ("gemma3", "mistral", "qwen", "qwen3", "phi3")
 CAUSAL_LMS = {
     "gpt2": keras_hub.models.GPT2CausalLM,
     "gemma": keras_hub.models.GemmaCausalLM,

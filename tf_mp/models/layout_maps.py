@@ -2,8 +2,9 @@
 
 Encoder and decoder families (blocks made of keras-hub `TransformerEncoder` /
 `TransformerDecoder`) share one map: their weight paths end the same way.
-Gemma and Llama have their own attention layers, whose kernels put the heads
-on another dimension; each has its own map here.
+The decoder-only LLM families have their own attention layers, whose kernels
+put the heads on another dimension: Gemma's (Gemma, Gemma 3) and Llama's
+(Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3, Phi-3) each have a map here.
 """
 
 import keras_hub
@@ -23,12 +24,19 @@ def transformer_block_axes(model_axis):
     return axes
 
 
+def _key_value_axis(backbone, model_axis, model_size):
+    """`model_axis` where the key/value heads divide it, else `None`
+    (replicated): grouped-query attention may have fewer of them."""
+    return model_axis if backbone.num_key_value_heads % model_size == 0 else None
+
+
 def gemma_axes(backbone, model_axis, model_size):
-    """Gemma: attention kernels are (heads, hidden, head_dim) and
+    """Gemma and Gemma 3: attention kernels are (heads, hidden, head_dim) and
     (heads, head_dim, hidden); the gated feed-forward is column-parallel
-    (`ffw_gating`, `ffw_gating_2`) then row-parallel (`ffw_linear`)."""
+    (`ffw_gating`, `ffw_gating_2`) then row-parallel (`ffw_linear`). Gemma 3's
+    query/key norms act on `head_dim` and stay replicated."""
     m = model_axis
-    kv = m if backbone.num_key_value_heads % model_size == 0 else None
+    kv = _key_value_axis(backbone, model_axis, model_size)
     return {
         r"attention/query/kernel$": (m, None, None),
         r"attention/(key|value)/kernel$": (kv, None, None),
@@ -39,24 +47,36 @@ def gemma_axes(backbone, model_axis, model_size):
 
 
 def llama_axes(backbone, model_axis, model_size):
-    """Llama: query/key/value kernels are (hidden, heads, head_dim), the output
-    (heads, head_dim, hidden); the gated feed-forward as keras-hub names it."""
+    """Llama and the families built like it (Mistral, Qwen, Qwen3, Phi-3):
+    query/key/value kernels are (hidden, heads, head_dim), their biases
+    (heads, head_dim) where they have them (Qwen), the output
+    (heads, head_dim, hidden); the gated feed-forward as keras-hub names it.
+    The attention layer is `self_attention` (Phi-3: `attention`)."""
     m = model_axis
-    kv = m if backbone.num_key_value_heads % model_size == 0 else None
+    kv = _key_value_axis(backbone, model_axis, model_size)
     axes = {
-        r"self_attention/query/kernel$": (None, m, None),
-        r"self_attention/(key|value)/kernel$": (None, kv, None),
-        r"self_attention/attention_output/kernel$": (m, None, None),
+        r"attention/query/kernel$": (None, m, None),
+        r"attention/(key|value)/kernel$": (None, kv, None),
+        r"attention/query/bias$": (m, None),
+        r"attention/(key|value)/bias$": (kv, None),
+        r"attention/attention_output/kernel$": (m, None, None),
         r"feedforward_gate_dense/kernel$": (None, m),
     }
     axes.update(feedforward_weight_axes(m))
     return axes
 
 
-# keras-hub backbone classes with their own attention layers, and their axes.
+# keras-hub backbone classes with their own attention layers, and their axes
+# (subclasses included: `Llama3Backbone` is a `LlamaBackbone`, and
+# `Qwen2Backbone` is `QwenBackbone`).
 OWN_ATTENTION = {
     keras_hub.models.GemmaBackbone: gemma_axes,
+    keras_hub.models.Gemma3Backbone: gemma_axes,
     keras_hub.models.LlamaBackbone: llama_axes,
+    keras_hub.models.MistralBackbone: llama_axes,
+    keras_hub.models.QwenBackbone: llama_axes,
+    keras_hub.models.Qwen3Backbone: llama_axes,
+    keras_hub.models.Phi3Backbone: llama_axes,
 }
 
 

@@ -17,8 +17,9 @@ from tf_mp.parallel.model_parallel import gather
 SUPPORTED = (
     "BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT and GPT-2 (and any "
     "keras-hub backbone whose blocks are keras-hub `TransformerEncoder` or "
-    "`TransformerDecoder` layers, rebuilt with tf_mp's parallel blocks); Gemma "
-    "and Llama (their own blocks, split by a layout map)"
+    "`TransformerDecoder` layers, rebuilt with tf_mp's parallel blocks); Gemma, "
+    "Gemma 3, Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3 and Phi-3 (their own "
+    "blocks, split by a layout map)"
 )
 
 
@@ -47,7 +48,8 @@ def partition(
       a registered subclass that `save_to_preset` / `from_preset` and
       `model.save` / `keras.models.load_model` round-trip where tf_mp's models
       are imported.
-    * Gemma and Llama keep their own blocks; their weights are laid out by
+    * Gemma, Gemma 3, Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3 and Phi-3
+      keep their own blocks; their weights are laid out by
       `tf_mp.models.backbone_layout_map` (the same Megatron split of heads and
       of the gated feed-forward).
 
