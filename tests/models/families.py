@@ -75,6 +75,8 @@ SAME_MAP_AS_ANOTHER = ("gemma3", "mistral", "qwen", "qwen3", "phi3")
 CAUSAL_LMS = {
     "gpt2": keras_hub.models.GPT2CausalLM,
     "gemma": keras_hub.models.GemmaCausalLM,
+    # Llama's map, with biases, and its logits from the (split) token embedding.
+    "qwen": keras_hub.models.QwenCausalLM,
 }
 
 
