@@ -11,9 +11,9 @@ so the teacher's tokenizer and preprocessor serve both. A classifier teacher
 gives a classifier student, its head copied (sliced to a narrower width).
 
 Not supported: ALBERT (one block shared by several layers, so there are no
-per-layer blocks to pick) and decoder families (GPT-2, Gemma, Llama); the
-`Distiller`'s logits terms take any student, its hidden-state and attention
-terms any keras-hub `TransformerEncoder` blocks.
+per-layer blocks to pick) and decoder families (GPT-2, Gemma, Llama and the
+families built like them); the `Distiller`'s logits terms take any student,
+its hidden-state and attention terms any keras-hub `TransformerEncoder` blocks.
 """
 
 import inspect
