@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tf_mp
 from tests.distillation import tiny_bert
+from tf_mp.parallel.dtensor import steps
 
 # Distillation terms are small differences of nearly equal teacher and student
 # outputs (~1e-3): float32 summation order (oneDNN, instruction set, sharding)
@@ -84,7 +85,7 @@ def test_sharded_teacher_distils_like_an_unsharded_one(
     query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
     assert query.value.layout.sharding_specs[1] == "model"
     sharded_history, sharded_weights = _train(distiller, steps_per_execution)
-    assert not getattr(distiller, "_tf_mp_unrolled_steps", False)
+    assert not steps._unrolled(distiller)
     assert int(distiller.optimizer.iterations.numpy()) == 8
     for name, values in history.items():
         np.testing.assert_allclose(

@@ -68,10 +68,10 @@ CONFIGS = {
     "phi3": (keras_hub.models.Phi3Backbone, dict(_DECODER, vocabulary_size=VOCAB)),
 }
 FAMILIES = tuple(CONFIGS)
-# Families that keep their own blocks, laid out by a layout map alone.
-OWN_BLOCKS = ("gemma", "llama", "gemma3", "mistral", "qwen", "qwen3", "phi3")
-# Of those, the ones whose map is Gemma's or Llama's.
+# Families whose blocks are split by Gemma's or Llama's map.
 SAME_MAP_AS_ANOTHER = ("gemma3", "mistral", "qwen", "qwen3", "phi3")
+# Families that keep their own blocks, laid out by a layout map alone.
+OWN_BLOCKS = ("gemma", "llama") + SAME_MAP_AS_ANOTHER
 CAUSAL_LMS = {
     "gpt2": keras_hub.models.GPT2CausalLM,
     "gemma": keras_hub.models.GemmaCausalLM,

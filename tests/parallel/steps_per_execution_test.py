@@ -64,10 +64,8 @@ def test_more_steps_per_execution_than_one_call_runs():
 
 def _assert_same_training(got, want):
     """`_fit`'s (history, evaluation, weights) against the referee's."""
-    (history, evaluation, weights), (want_history, want_eval, want_weights) = (
-        got,
-        want,
-    )
+    history, evaluation, weights = got
+    want_history, want_eval, want_weights = want
     for key, values in want_history.items():
         np.testing.assert_allclose(history[key], values, rtol=1e-5, err_msg=key)
     for key, value in want_eval.items():
