@@ -117,3 +117,31 @@ def test_an_optimizer_built_outside_the_scope_is_refused_clearly(make_mesh):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     for got, want in zip(model.get_weights(), before):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "shape, source, target",
+    [
+        ((2, 8, 2, 4), 1, 2),  # (batch, seq, heads, head_dim): seq -> heads
+        ((2, 8, 2, 4), 2, 3),
+        ((1, 2, 8, 2, 4), 3, 4),  # a key cache's heads -> head_dim
+    ],
+)
+def test_moving_a_mesh_axis_between_dimensions_keeps_the_values(
+    make_mesh, shape, source, target
+):
+    # Trap 8. DTensor relayouts `(.., "model", None)` -> `(.., None, "model")` with
+    # one all-to-all, which returned other values for these tensors (TF 2.21,
+    # CPU), eagerly and traced, with no error. tf_mp turns the all-to-all off.
+    assert os.environ["DTENSOR_USE_ALL_TO_ALL_RELAYOUT"] == "0"
+    mesh = make_mesh((1, 2)).dtensor_mesh
+    axes = [dtensor.UNSHARDED] * len(shape)
+    before, after = list(axes), list(axes)
+    before[source], after[target] = "model", "model"
+    value = np.arange(np.prod(shape), dtype="float32").reshape(shape)
+    placed = dtensor.relayout(
+        dtensor.copy_to_mesh(value, dtensor.Layout.replicated(mesh, len(shape))),
+        dtensor.Layout(before, mesh),
+    )
+    moved = dtensor.relayout(placed, dtensor.Layout(after, mesh))
+    np.testing.assert_array_equal(tf_mp.parallel.gather(moved), value)

@@ -95,6 +95,7 @@ and `eager.record.record_operation` (a pending value read as the variable),
 from tf_mp.parallel.dtensor import flags
 
 flags.configure_all_reduce_grouping()
+flags.configure_relayouts()
 
 # The order below resolves the package's import cycles (patches <-> steps).
 from tf_mp.parallel.dtensor import state  # noqa: E402
