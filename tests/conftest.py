@@ -74,3 +74,17 @@ def make_mesh(virtual_devices):
         return tf_mp.Mesh(dict(zip(axis_names, shape)))
 
     return make
+
+
+@pytest.fixture
+def bridge():
+    """Keras's `keras.distribution` on TensorFlow (`enable_keras_distribution`),
+    no Keras distribution set; both undone afterwards."""
+    import keras
+
+    tf_mp.enable_keras_distribution()
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(None)
+        tf_mp.disable_keras_distribution()

@@ -78,6 +78,17 @@ CAUSAL_LMS = {
     # Llama's map, with biases, and its logits from the (split) token embedding.
     "qwen": keras_hub.models.QwenCausalLM,
 }
+# Every causal-LM family `partition` supports, with its task class.
+GENERATIVE = {
+    "gpt2": keras_hub.models.GPT2CausalLM,
+    "gemma": keras_hub.models.GemmaCausalLM,
+    "gemma3": keras_hub.models.Gemma3CausalLM,
+    "llama": keras_hub.models.LlamaCausalLM,
+    "mistral": keras_hub.models.MistralCausalLM,
+    "qwen": keras_hub.models.QwenCausalLM,
+    "qwen3": keras_hub.models.Qwen3CausalLM,
+    "phi3": keras_hub.models.Phi3CausalLM,
+}
 
 
 def backbone(family, seed=5, **overrides):

@@ -19,17 +19,6 @@ from tests import tiny_models
 from tests.models import families
 
 
-@pytest.fixture
-def bridge():
-    """The bridge on, no Keras distribution set; both undone afterwards."""
-    tf_mp.enable_keras_distribution()
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(None)
-        tf_mp.disable_keras_distribution()
-
-
 def _guide_data():
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(128, 28, 28, 1)).astype("float32")

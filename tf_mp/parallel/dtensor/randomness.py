@@ -40,10 +40,14 @@ import tensorflow as tf
 from keras.src.backend.tensorflow import random as _keras_tf_random
 from tensorflow.experimental import dtensor
 
+from tf_mp.parallel.dtensor import collectives
 from tf_mp.parallel.dtensor import state
 
 _DRAWS = ("normal", "uniform", "truncated_normal", "randint")
-_ORIGINALS = {name: getattr(_keras_tf_random, name) for name in (*_DRAWS, "dropout")}
+_ORIGINALS = {
+    name: getattr(_keras_tf_random, name)
+    for name in (*_DRAWS, "dropout", "categorical")
+}
 
 
 def _tracing_mesh():
@@ -93,8 +97,65 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
     return tf.where(uniform >= rate, scaled, tf.zeros((), inputs.dtype))
 
 
+def categorical(logits, num_samples, dtype="int64", seed=None):
+    """Keras's TensorFlow `categorical` on a mesh, drawn as TensorFlow's CPU
+    kernel draws it.
+
+    DTensor has no layout rule for `StatelessMultinomial`. This is the CPU
+    kernel's arithmetic in ops DTensor lays out, at the global shape on every
+    device (the rule above): the seed becomes a Philox key and counter as in
+    `tf.random.stateless_*`; row `b` reads its uniform doubles from the
+    stream at block `b * ceil(num_samples / 4)` (two 32-bit words each); the
+    sample is the first class whose cumulative `exp(logit - max)` (in
+    float64, non-finite logits left out) exceeds the uniform times the total.
+
+    This equals the kernel wherever the kernel starts each row's stream afresh:
+    always for one row, and where its thread pool gives each row its own
+    shard (large vocabularies). Where the pool runs several rows in one shard,
+    the kernel continues one stream across them, so its draws for a batch
+    depend on the machine's thread count; these do not.
+    """
+    mesh = _tracing_mesh()
+    if mesh is None:
+        return _ORIGINALS["categorical"](logits, num_samples, dtype=dtype, seed=seed)
+    seed = _keras_tf_random._cast_seed(_keras_tf_random.draw_seed(seed))
+    # (batch, classes), whole on every device.
+    logits = _replicated(tf.convert_to_tensor(logits), mesh)
+    batch = tf.shape(logits)[0]
+    row_words = 4 * ((num_samples + 3) // 4)
+    words = tf.random.stateless_uniform(
+        [(batch - 1) * row_words + 2 * num_samples],
+        seed=seed,
+        minval=None,
+        maxval=None,
+        dtype=tf.uint32,
+        alg="philox",
+    )
+    positions = tf.range(batch)[:, None] * row_words + tf.range(2 * num_samples)
+    # (batch, samples, 2): the two words of each uniform double.
+    words = tf.reshape(
+        tf.cast(tf.gather(words, positions), "int64"), [batch, num_samples, 2]
+    )
+    mantissa_high = tf.cast(tf.math.floormod(words[..., 0], 2**20), "float64")
+    uniform = (mantissa_high * 2.0**32 + tf.cast(words[..., 1], "float64")) / 2.0**52
+    finite = tf.math.is_finite(logits)
+    lowest = tf.constant(logits.dtype.min, logits.dtype)
+    top = tf.reduce_max(tf.where(finite, logits, lowest), axis=-1, keepdims=True)
+    weights = tf.exp(tf.cast(logits, "float64") - tf.cast(top, "float64"))
+    # (batch, classes): the unnormalised cumulative distribution.
+    cdf = tf.cumsum(tf.where(finite, weights, tf.zeros((), "float64")), axis=-1)
+    to_find = uniform * cdf[:, -1:]
+    samples = tf.reduce_sum(
+        tf.cast(cdf[:, None, :] <= to_find[..., None], "int64"), axis=-1
+    )
+    # Split along the batch axis again, as the logits came: DTensor's
+    # `Squeeze` of a replicated value into a split one fails to expand.
+    return collectives.relayout(tf.cast(samples, dtype), ())
+
+
 _PATCHES = {name: _draw(name) for name in _DRAWS}
 _PATCHES["dropout"] = dropout
+_PATCHES["categorical"] = categorical
 
 
 def install():

@@ -31,6 +31,7 @@ from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
 from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor import functional
+from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import processes
@@ -55,6 +56,7 @@ def attach_model(model, distribution):
         object.__setattr__(model, f"make_{kind}_function", maker)
     object.__setattr__(model, "reset_metrics", functools.partial(_reset_metrics, model))
     saving.attach_saving(model, distribution)
+    generation.attach_generation(model, distribution)
     for name in ("fit", "evaluate", "predict"):
         method = functools.partial(_reading_inputs, model, getattr(type(model), name))
         functools.update_wrapper(method, getattr(type(model), name))
