@@ -229,7 +229,7 @@ def test_generate_under_keras_distribution(bridge, make_mesh, kind):
     assert query.value.layout.sharding_specs[0] == split
 
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "generate_collectives.py")
+SCRIPT = os.path.join(os.path.dirname(__file__), "step_collectives.py")
 
 
 @pytest.mark.parametrize("family, mesh", [("gpt2", "1x2"), ("llama", "2x2")])

@@ -180,8 +180,43 @@ def _copy_around(source, backbone):
         config = source.get_config()
         config.update(backbone=backbone, preprocessor=source.preprocessor)
         copy = type(source).from_config(config)
+    _copy_lora(source, copy)
     _copy_state(source, copy)
     return copy
+
+
+def _copy_lora(source, target):
+    """Enables LoRA on `target`'s layers where it is enabled on `source`'s
+    (matched by path), with the same rank and alpha, and copies which layers
+    train and keras-hub's record of the LoRA layers (`save_lora_weights`)."""
+    layers = {layer.path: layer for layer in target._flatten_layers()}
+    pairs = [(layer, layers.get(layer.path)) for layer in source._flatten_layers()]
+    for layer, twin in pairs:  # Outer layers first, as `trainable` recurses.
+        if twin is not None and twin is not target:
+            twin.trainable = layer.trainable
+    for layer, twin in pairs:
+        if not getattr(layer, "lora_enabled", False):
+            continue
+        if twin is None or not hasattr(twin, "enable_lora"):
+            raise ValueError(
+                f"LoRA is enabled on layer '{layer.path}', which the rebuilt "
+                "model does not have; enable LoRA after `partition` / "
+                "`unpartition`."
+            )
+        if not twin.lora_enabled:
+            twin.enable_lora(layer.lora_rank, lora_alpha=layer.lora_alpha)
+    theirs, ours = _backbone(source), _backbone(target)
+    if getattr(theirs, "_lora_enabled_layers", None):
+        weighted = [layer for layer in ours._flatten_layers(include_self=False)]
+        weighted = [layer for layer in weighted if layer.weights]
+        ours._lora_enabled_layers = [
+            i for i, layer in enumerate(weighted) if getattr(layer, "lora_enabled", 0)
+        ]
+        ours._lora_rank = theirs._lora_rank
+
+
+def _backbone(model):
+    return model.backbone if isinstance(model, keras_hub.models.Task) else model
 
 
 def _copy_state(source, target):

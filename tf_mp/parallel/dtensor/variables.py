@@ -9,9 +9,11 @@ from tensorflow.python.ops import resource_variable_ops as _resource_variable_op
 
 from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import functional
+from tf_mp.parallel.dtensor import lora
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
+from tf_mp.parallel.dtensor.layouts import variable_layout
 from tf_mp.parallel.dtensor.transfer import is_on_mesh
 from tf_mp.parallel.dtensor.transfer import place
 from tf_mp.parallel.dtensor.transfer import to_host
@@ -116,6 +118,7 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
     """A `MeshVariable` holding `value` on `layout`, for `keras_variable._value`."""
     eager.install()
     functional.install_optimizer_patch()
+    lora.install(relayout)
     keras_variable._layout = layout
     keras_variable._tf_mp_distribution = distribution
     return MeshVariable(
@@ -127,6 +130,19 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
             keras_variable.synchronization
         ),
     )
+
+
+def relayout(keras_variable, layout, distribution):
+    """Puts a Keras variable (on the host or a mesh) on `layout`, keeping its
+    value. Only before an optimizer holds slots for it."""
+    current = variable_layout(keras_variable)
+    if current is not None and current.to_string() == layout.to_string():
+        return
+    with tf.init_scope():
+        value = to_host(keras_variable._value.read_value())
+        keras_variable._value = new_mesh_variable(
+            keras_variable, value, layout, distribution
+        )
 
 
 def resolve_layout(distribution, keras_variable, shape):
