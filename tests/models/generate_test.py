@@ -180,6 +180,11 @@ def test_the_generate_function_is_reused_until_compile(make_mesh):
     second = generate(partitioned, prompts(2, seed=1))
     assert partitioned.generate_function is function
     assert not np.array_equal(first["token_ids"], second["token_ids"])
+    # Another batch size: traced again, for its own static shape.
+    np.testing.assert_array_equal(
+        generate(partitioned, prompts(5, seed=0))["token_ids"][:2], first["token_ids"]
+    )
+    assert partitioned.generate_function is function
     partitioned.compile(sampler="greedy")
     assert partitioned.generate_function is None
     np.testing.assert_array_equal(

@@ -220,10 +220,10 @@ def attach_generation(model, distribution):
 def _make_generate_function(model, distribution):
     if model.generate_function is not None:
         return model.generate_function
-    step = tf.function(
-        tf.autograph.experimental.do_not_convert(model.generate_step),
-        reduce_retracing=True,
-    )
+    # Traced once per prompt shape, as keras-hub's own compiled function is:
+    # DTensor needs static shapes (a batch dimension relaxed to `None` by
+    # `reduce_retracing` fails its `StridedSlice` layout rule).
+    step = tf.function(tf.autograph.experimental.do_not_convert(model.generate_step))
 
     def generate_function(inputs, stop_token_ids=None):
         _adopt_sampler_state(model, distribution)
