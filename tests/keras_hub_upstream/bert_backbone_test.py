@@ -6,8 +6,7 @@
 # `tf_mp.models.partition_bert` returns), and the tests also run inside mesh
 # scopes with `tf_mp.bert_layout_map` (mesh_test_case.py). Not adopted: the
 # DoRA cases (keras-hub 0.32's BertBackbone has no `enable_dora`) and the preset
-# cases (they download presets; tests here run offline). On a mesh the
-# quantization check is skipped, with the reason.
+# cases (they download presets; tests here run offline).
 
 from keras import ops
 
@@ -46,9 +45,7 @@ class BertBackboneTest(MeshTestCase):
                 "sequence_output": (2, 5, 2),
                 "pooled_output": (2, 2),
             },
-            # int8/float8 layers hold scales and quantized kernels whose
-            # layouts tf_mp does not define.
-            run_quantization_check=self.mesh_shape is None,
+            run_quantization_check=True,
         )
 
     def test_saved_model(self):

@@ -71,7 +71,7 @@ def tiny_gemma_preset(tmp_path_factory):
     return path
 
 
-def _recipe_layout_map(device_mesh):
+def recipe_layout_map(device_mesh):
     """The five rules, as published."""
     layout_map = keras.distribution.LayoutMap(device_mesh)
     layout_map["token_embedding/embeddings"] = ("model", None)
@@ -111,7 +111,7 @@ def test_the_distributed_gemma_tuning_recipe(
 
     device_mesh = tiny_models.keras_device_mesh((1, model_size))
     model_parallel = keras.distribution.ModelParallel(
-        layout_map=_recipe_layout_map(device_mesh), batch_dim_name="batch"
+        layout_map=recipe_layout_map(device_mesh), batch_dim_name="batch"
     )
     keras.distribution.set_distribution(model_parallel)
     gemma_lm, mesh_before, mesh_after, mesh_losses = _run_recipe(tiny_gemma_preset)

@@ -49,6 +49,11 @@ class ColumnParallelDense(keras.layers.Dense):
         with api.declare_axes(self.weight_axes()):
             super().build(input_shape)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's `Dense.quantize`; on a mesh the quantized kernel keeps the
+        float kernel's split."""
+        super().quantize(mode, type_check=False, config=config)
+
     def call(self, inputs, training=None):
         outputs = sharding.dense_call(self, inputs, training=training)
         if self.gather_output:

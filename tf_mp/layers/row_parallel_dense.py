@@ -47,6 +47,11 @@ class RowParallelDense(keras.layers.Dense):
         with api.declare_axes(self.weight_axes()):
             super().build(input_shape)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's `Dense.quantize`; on a mesh the quantized kernel keeps the
+        float kernel's split."""
+        super().quantize(mode, type_check=False, config=config)
+
     def call(self, inputs, training=None):
         # (batch, ..., in): features split over the model axis.
         inputs = api.scatter_to_model_parallel_region(inputs, self.model_axis)

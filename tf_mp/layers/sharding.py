@@ -9,8 +9,9 @@ from tf_mp.parallel import api
 
 def dense_call(layer, inputs, training=None):
     """A `keras.layers.Dense` subclass's forward pass; under the TPUStrategy
-    engine, the same math with kernel and bias annotated by `weight_axes()`."""
-    if not api.annotations_active():
+    engine, the same math with kernel and bias annotated by `weight_axes()`
+    (a quantized layer runs Keras's own quantized call)."""
+    if not api.annotations_active() or layer.quantization_mode is not None:
         return keras.layers.Dense.call(layer, inputs, training=training)
     axes = layer.weight_axes()
     kernel = api.annotate_weight(layer.kernel, axes[r"/kernel$"], layer.model_axis)
