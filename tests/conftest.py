@@ -88,3 +88,12 @@ def bridge():
     finally:
         keras.distribution.set_distribution(None)
         tf_mp.disable_keras_distribution()
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_preset(tmp_path_factory):
+    """A tiny random Gemma causal LM preset directory (`tests/models/
+    tiny_presets.py`)."""
+    from tests.models.tiny_presets import save_tiny_gemma_preset
+
+    return save_tiny_gemma_preset(str(tmp_path_factory.mktemp("gemma_preset")))

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.cli.isolated import run_cli
 from tf_mp.cli import main
 
 cli_main = importlib.import_module("tf_mp.cli.main")
@@ -267,21 +268,7 @@ def test_a_bug_shows_its_traceback(monkeypatch, capsys):
     ],
 )
 def test_bad_arguments_are_reported_before_tensorflow_is_imported(tmp_path, argv, line):
-    script = (
-        "import sys\n"
-        "from tf_mp.cli.main import main\n"
-        f"status = main({argv!r})\n"
-        "print('tensorflow' in sys.modules)\n"
-        "sys.exit(status)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": REPO},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 2, run.stderr
-    assert run.stdout.split() == ["False"]
-    assert run.stderr.splitlines() == [line, "(run with --debug for the traceback)"]
+    status, imported, err = run_cli(argv, tmp_path)
+    assert status == 2, err
+    assert not imported
+    assert err == [line, "(run with --debug for the traceback)"]

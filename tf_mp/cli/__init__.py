@@ -1,4 +1,4 @@
-"""The `tf-mp` command line: devices, train, distill, tune, demo."""
+"""The `tf-mp` command line: devices, train, distill, tune, generate, demo."""
 
 import os
 import sys

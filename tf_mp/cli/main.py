@@ -9,6 +9,7 @@ from tf_mp.cli import common
 from tf_mp.cli import demo
 from tf_mp.cli import devices
 from tf_mp.cli import distill
+from tf_mp.cli import generate
 from tf_mp.cli import launch
 from tf_mp.cli import train
 from tf_mp.cli import tune
@@ -24,7 +25,7 @@ def build_parser():
         "--debug", action="store_true", help="Show tracebacks of errors."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for command in (devices, train, distill, tune, demo, launch):
+    for command in (devices, train, distill, tune, generate, demo, launch):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument(
