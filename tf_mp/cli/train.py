@@ -7,6 +7,7 @@ import time
 import tf_mp
 from tf_mp.cli import common
 from tf_mp.cli import plots
+from tf_mp.cli import train_causal_lm
 from tf_mp.utils import classifiers
 from tf_mp.utils.files import write_json
 
@@ -32,10 +33,22 @@ def add_parser(subparsers):
     parser.add_argument("--num-classes", type=int, help="Default: from the data.")
     parser.add_argument("--output", default="tf_mp_train", help="Output directory.")
     common.add_tensorboard_arguments(parser)
+    parser.add_argument(
+        "--task",
+        choices=("text-classifier", "causal-lm"),
+        default="text-classifier",
+        help="causal-lm: fine-tune a keras-hub causal LM preset on a .txt file "
+        "(one text per line).",
+    )
+    parser.add_argument(
+        "--lora-rank", type=int, help="causal-lm: train LoRA weights of this rank only."
+    )
     parser.set_defaults(run=run)
 
 
 def run(args):
+    if args.task == "causal-lm":
+        return train_causal_lm.run(args)
     common.check_arguments(args)
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
