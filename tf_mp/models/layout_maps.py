@@ -4,7 +4,8 @@ Encoder and decoder families (blocks made of keras-hub `TransformerEncoder` /
 `TransformerDecoder`) share one map: their weight paths end the same way.
 The decoder-only LLM families have their own attention layers, whose kernels
 put the heads on another dimension: Gemma's (Gemma, Gemma 3) and Llama's
-(Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3, Phi-3) each have a map here.
+(Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3, Phi-3) each have a map here,
+and Qwen3-MoE Llama's with its experts split (expert parallelism).
 """
 
 import keras_hub
@@ -66,6 +67,19 @@ def llama_axes(backbone, model_axis, model_size):
     return axes
 
 
+def qwen3_moe_axes(backbone, model_axis, model_size):
+    """Qwen3-MoE: Llama's attention map, and expert parallelism: the expert
+    bank's stacked kernels, `(experts, hidden, 2 x intermediate)` and
+    `(experts, intermediate, hidden)`, split by expert over `model_axis`
+    (where the experts divide it). Each device runs its experts on every
+    token; their weighted sum over experts is one all-reduce per block, as a
+    row-parallel layer's. The router stays replicated."""
+    axes = llama_axes(backbone, model_axis, model_size)
+    experts = model_axis if backbone.num_experts % model_size == 0 else None
+    axes[r"expert_feedforward_(gate|output)_dense$"] = (experts, None, None)
+    return axes
+
+
 # keras-hub backbone classes with their own attention layers, and their axes
 # (subclasses included: `Llama3Backbone` is a `LlamaBackbone`, and
 # `Qwen2Backbone` is `QwenBackbone`).
@@ -77,6 +91,7 @@ OWN_ATTENTION = {
     keras_hub.models.QwenBackbone: llama_axes,
     keras_hub.models.Qwen3Backbone: llama_axes,
     keras_hub.models.Phi3Backbone: llama_axes,
+    keras_hub.models.Qwen3MoeBackbone: qwen3_moe_axes,
 }
 
 

@@ -19,7 +19,8 @@ SUPPORTED = (
     "keras-hub backbone whose blocks are keras-hub `TransformerEncoder` or "
     "`TransformerDecoder` layers, rebuilt with tf_mp's parallel blocks); Gemma, "
     "Gemma 3, Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3 and Phi-3 (their own "
-    "blocks, split by a layout map)"
+    "blocks, split by a layout map); Qwen3-MoE (experts split over the model "
+    "axis)"
 )
 
 

@@ -13,7 +13,7 @@ from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 from keras.src.random import seed_generator as _keras_seed_generator
 
 from tf_mp.parallel.dtensor import generation
-from tf_mp.parallel.dtensor import integer_matmul
+from tf_mp.parallel.dtensor import op_rewrites
 from tf_mp.parallel.dtensor import randomness
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
@@ -60,7 +60,7 @@ def _install():
     randomness.install()
     variables.install_layer_patches()
     generation.install()
-    integer_matmul.install()
+    op_rewrites.install()
 
 
 def _remove():
@@ -69,7 +69,7 @@ def _remove():
     _keras_seed_generator.global_seed_generator = _ORIGINAL_GLOBAL_SEED_GENERATOR
     randomness.uninstall()
     generation.uninstall()
-    integer_matmul.uninstall()
+    op_rewrites.uninstall()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ scale on the axes of the weight dimensions it runs along (a `Dense` kernel's
 output columns, an `Embedding`'s rows, and for an `EinsumDense` the kernel's
 axes carried through the same reduce / transpose / expand / squeeze steps
 Keras applies to the scale's shape). The products themselves run as int32
-(`integer_matmul.py`). float8 keeps the float weight and adds scalar scales
+(`op_rewrites.py`). float8 keeps the float weight and adds scalar scales
 and histories, replicated. Other modes (int4, GPTQ, AWQ) are refused on a
 mesh before anything changes.
 """
