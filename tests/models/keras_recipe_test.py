@@ -15,6 +15,12 @@ import numpy as np
 import pytest
 
 from tests import tiny_models
+from tests.models import families
+from tests.models.generate_test import generate
+from tests.models.generate_test import peaked_causal_lm
+from tests.models.generate_test import prompts
+from tests.models.lora_test import compile_and_fit
+from tests.models.lora_test import set_lora_weights
 from tests.models.tiny_presets import SENTENCES
 
 PROMPT = "the quick"
@@ -84,3 +90,33 @@ def test_the_distributed_gemma_tuning_recipe(
     )
     embeddings = gemma_lm.backbone.get_layer("token_embedding").embeddings
     assert tuple(embeddings.value.layout.sharding_specs) == ("model", "unsharded")
+
+
+# Llama's and Qwen's maps also split kernels over the batch axis; `generate`
+# then fails in DTensor ("Contracting dimension for matmul has sharding
+# dimension batch for the left input and model for the right input"): open.
+@pytest.mark.parametrize("family", ["gemma"])
+def test_keras_hubs_own_layout_maps_generate_and_tune_as_one_device(
+    bridge, make_mesh, family
+):
+    """keras-hub's shipped `get_layout_map()` under Keras's `ModelParallel`:
+    greedy tokens, then LoRA fine-tuning, equal to one device."""
+    make_mesh((2, 2))
+    x = prompts(4)
+
+    def run():
+        model = peaked_causal_lm(family)
+        tokens = generate(model, x)["token_ids"]
+        model.backbone.enable_lora(2)
+        set_lora_weights(model)
+        return model, tokens, compile_and_fit(model)
+
+    _, tokens, losses = run()
+    backbone_class = type(families.backbone(family))
+    layout_map = backbone_class.get_layout_map(tiny_models.keras_device_mesh((2, 2)))
+    with keras.distribution.ModelParallel(layout_map=layout_map).scope():
+        model, mesh_tokens, mesh_losses = run()
+    np.testing.assert_array_equal(mesh_tokens, tokens)
+    np.testing.assert_allclose(mesh_losses, losses, rtol=1e-5)
+    split = [w for w in model.backbone.weights if "model" in str(w.value.layout)]
+    assert len(split) >= 4
