@@ -28,6 +28,7 @@ from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.optimizers import base_optimizer as _base_optimizer
 
 from tf_mp.parallel.dtensor import state
+from tf_mp.parallel.dtensor.layouts import unique_loop_name
 
 _ORIGINAL_COND = _keras_tf_core.cond
 _ORIGINAL_APPLY = _base_optimizer.BaseOptimizer.apply
@@ -148,7 +149,12 @@ def loop_steps(step, batch_at, steps, variables):
         return (i + 1, *new_values)
 
     initial = tuple(v.read_value() for v in variables)
-    final = tf.while_loop(lambda i, *_: i < steps - 1, body, (tf.constant(0), *initial))
+    final = tf.while_loop(
+        lambda i, *_: i < steps - 1,
+        body,
+        (tf.constant(0), *initial),
+        name=unique_loop_name("tf_mp_steps"),
+    )
     for variable, value in zip(variables, final[1:]):
         if id(variable) in written:
             writes.write(variable, value)

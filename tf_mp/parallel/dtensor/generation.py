@@ -35,6 +35,7 @@ from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
+from tf_mp.parallel.dtensor.layouts import unique_loop_name
 from tf_mp.parallel.dtensor.transfer import to_host
 
 _ORIGINAL_SLICE_UPDATE = _keras_tf_core.slice_update
@@ -132,12 +133,22 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
     def pinned_body(*args):
         return tree.map_structure(_pinned, body(*args))
 
-    return _ORIGINAL_WHILE_LOOP(
+    is_tuple = isinstance(loop_vars, (tuple, list))
+    loop_vars = tuple(loop_vars) if is_tuple else (loop_vars,)
+
+    def body_of_tuple(*args):
+        outputs = pinned_body(*args)
+        return tuple(outputs) if is_tuple else (outputs,)
+
+    # Keras's `while_loop`, with a unique name (`unique_loop_name`).
+    outputs = tf.while_loop(
         cond,
-        pinned_body,
+        body_of_tuple,
         tree.map_structure(_pinned, loop_vars),
         maximum_iterations=maximum_iterations,
+        name=unique_loop_name("tf_mp_generate"),
     )
+    return outputs if is_tuple else outputs[0]
 
 
 def _explicit_index(tensor, index):
