@@ -45,10 +45,11 @@ class MeshTestCase(TestCase):
             self.skipTest(f"on a mesh: {reason}")
 
 
-def on_meshes(test_class, namespace):
+def on_meshes(test_class, namespace, shapes=MESH_SHAPES):
     """Adds `<Name>Mesh1x2` and `<Name>Mesh2x2` subclasses of `test_class`
-    to a test module's `namespace` (pytest collects them there)."""
-    for shape in MESH_SHAPES:
+    (or one per shape of `shapes`) to a test module's `namespace` (pytest
+    collects them there)."""
+    for shape in shapes:
         suffix = "Mesh" + "x".join(map(str, shape))
         name = test_class.__name__.replace("Test", suffix + "Test")
         namespace[name] = type(name, (test_class,), {"mesh_shape": shape})

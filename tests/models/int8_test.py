@@ -36,7 +36,13 @@ def assert_same_outputs(actual, expected):
 
 
 @pytest.mark.parametrize(
-    "family, mesh_shape", [("gpt2", (2, 2)), ("gemma", (1, 2)), ("llama", (2, 2))]
+    "family, mesh_shape",
+    [
+        ("gpt2", (2, 2)),
+        # Slow (40 s on 2 cores): the same rules as Llama's, on Gemma's kernels.
+        pytest.param("gemma", (1, 2), marks=pytest.mark.slow),
+        ("llama", (2, 2)),
+    ],
 )
 def test_int8_on_a_mesh_equals_int8_on_one_device(make_mesh, family, mesh_shape):
     model = peaked_causal_lm(family)
@@ -65,6 +71,7 @@ def test_int8_on_a_mesh_equals_int8_on_one_device(make_mesh, family, mesh_shape)
         assert set(axes(scale)) - {"unsharded"} <= set(split), path
 
 
+@pytest.mark.slow  # 44 s on 2 cores.
 def test_int8_under_keras_model_parallel(bridge, make_mesh):
     make_mesh((2, 2))
     x = prompts(4)

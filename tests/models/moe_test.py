@@ -44,7 +44,10 @@ def _fit(model):
     return history.history["loss"]
 
 
-@pytest.mark.parametrize("mesh_shape", [(1, 2), (2, 2), (1, 4)])
+@pytest.mark.parametrize(
+    "mesh_shape",
+    [pytest.param((1, 2), marks=pytest.mark.slow), (2, 2), (1, 4)],  # slow: 25 s
+)
 def test_qwen3_moe_experts_split_train_and_generate_as_one_device(
     make_mesh, mesh_shape
 ):
