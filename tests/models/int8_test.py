@@ -4,6 +4,7 @@ quantized on one device does; its int8 kernels keep the float kernels' split
 and their scales follow the output channels they scale."""
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
@@ -72,17 +73,21 @@ def test_int8_on_a_mesh_equals_int8_on_one_device(make_mesh, family, mesh_shape)
 
 
 @pytest.mark.slow  # 44 s on 2 cores.
-def test_int8_under_keras_model_parallel(bridge, make_mesh):
+@pytest.mark.parametrize("layout_map_of", ["keras_recipe", "keras_hub"])
+def test_int8_under_keras_model_parallel(bridge, make_mesh, layout_map_of):
     make_mesh((2, 2))
     x = prompts(4)
     reference = peaked_causal_lm("gemma")
     reference.quantize("int8")
     expected = reference.predict(x, batch_size=4, verbose=0)
     expected_tokens = generate(reference, x)["token_ids"]
-    # Keras's Gemma recipe's map (`keras_recipe_test.py`). With keras-hub's
-    # `get_layout_map` (kernels also split over "batch"), DTensor fails to
-    # expand the int8 inputs' `Max` in `generate`: not supported yet.
-    layout_map = recipe_layout_map(tiny_models.keras_device_mesh((2, 2)))
+    # Keras's Gemma recipe's map (`keras_recipe_test.py`), or keras-hub's own
+    # `get_layout_map`, which also splits kernels over "batch" (FSDP style).
+    device_mesh = tiny_models.keras_device_mesh((2, 2))
+    if layout_map_of == "keras_recipe":
+        layout_map = recipe_layout_map(device_mesh)
+    else:
+        layout_map = keras_hub.models.GemmaBackbone.get_layout_map(device_mesh)
     with keras.distribution.ModelParallel(layout_map=layout_map).scope():
         model = peaked_causal_lm("gemma")
         model.quantize("int8")

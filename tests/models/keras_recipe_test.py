@@ -92,10 +92,7 @@ def test_the_distributed_gemma_tuning_recipe(
     assert tuple(embeddings.value.layout.sharding_specs) == ("model", "unsharded")
 
 
-# Llama's and Qwen's maps also split kernels over the batch axis; `generate`
-# then fails in DTensor ("Contracting dimension for matmul has sharding
-# dimension batch for the left input and model for the right input"): open.
-@pytest.mark.parametrize("family", ["gemma"])
+@pytest.mark.parametrize("family", ["gemma", "llama", "qwen"])
 def test_keras_hubs_own_layout_maps_generate_and_tune_as_one_device(
     bridge, make_mesh, family
 ):

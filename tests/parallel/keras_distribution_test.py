@@ -166,6 +166,39 @@ def test_keras_hub_layout_map_through_keras_api(bridge, make_mesh):
     assert _axes(sharded.get_layer("token_embedding").embeddings) == ("model", "batch")
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen"])
+def test_weights_split_over_the_batch_axis_train_as_one_device(
+    bridge, make_mesh, family
+):
+    """keras-hub's Llama and Qwen maps split attention's hidden dimension on
+    "model" and its heads on "batch" (FSDP style): such weights are gathered
+    over the batch axis where a step reads them, and their gradients
+    reduce-scattered back. Dropout on."""
+    make_mesh((2, 2))
+    backbone = families.backbone(family, dropout=0.1)
+    x, y = families.inputs(backbone), families.labels()
+
+    def train(model):
+        history = model.fit(
+            x, y, batch_size=families.BATCH_SIZE, epochs=3, shuffle=False, verbose=0
+        )
+        return history.history["loss"], [w.numpy() for w in model.weights]
+
+    keras.utils.set_random_seed(3)
+    losses, weights = train(families.classifier(backbone))
+    layout_map = type(backbone).get_layout_map(tiny_models.keras_device_mesh((2, 2)))
+    with keras.distribution.ModelParallel(layout_map=layout_map).scope():
+        sharded = families.backbone(family, dropout=0.1)
+        model = families.classifier(sharded)
+        keras.utils.set_random_seed(3)
+        mesh_losses, mesh_weights = train(model)
+    np.testing.assert_allclose(mesh_losses, losses, rtol=1e-5)
+    for got, want in zip(mesh_weights, weights):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    query = sharded.get_layer("transformer_layer_0")._self_attention_layer
+    assert _axes(query._query_dense.kernel) == ("model", "batch", "unsharded")
+
+
 def test_keras_layout_map_rules_hold(bridge, virtual_devices):
     mesh = tiny_models.keras_device_mesh((2, 4))
     layout_map = keras.distribution.LayoutMap(mesh)

@@ -25,11 +25,50 @@ class MeshVariable(dtensor.DVariable):
 
     Inside a functional step (`functional.py`) writes are deferred to the end of
     the step and reads return the pending value.
+
+    A weight split over the batch axis (FSDP style, as keras-hub's own
+    `get_layout_map`s split kernels) is read whole along that axis inside a
+    traced step: each device gathers it before use and the gradient is
+    reduce-scattered back, which is what XLA's partitioner does for the same
+    layout. DTensor would otherwise meet the batch axis on both sides of a
+    contraction and refuse the matmul.
     """
+
+    _gathered_axis = None  # The batch axis, when this variable is split on it.
+
+    def _gathered(self, value):
+        if self._gathered_axis is None or tf.executing_eagerly():
+            return value
+        layout = self.layout
+        whole = make_layout(
+            layout.mesh,
+            tuple(
+                None if axis == self._gathered_axis else axis
+                for axis in layout_axes(layout)
+            ),
+        )
+
+        @tf.custom_gradient
+        def gather(value):
+            def grad(upstream):
+                # A gather's gradient (an embedding lookup) stays sparse, as
+                # it is for a plain read of the variable.
+                if isinstance(upstream, tf.IndexedSlices):
+                    return upstream
+                # Pinned whole first: DTensor passes a relayout's target back to
+                # the op that computed its input, and a matmul cannot produce
+                # its output split on the batch axis there.
+                return dtensor.relayout(dtensor.relayout(upstream, whole), layout)
+
+            return dtensor.relayout(value, whole), grad
+
+        return gather(value)
 
     def _to_mesh(self, value):
         if tf.executing_eagerly() and not is_on_mesh(value):
             value = place(tf.cast(value, self.dtype), self.layout)
+        elif self._gathered_axis is not None and not tf.executing_eagerly():
+            value = dtensor.relayout(value, self.layout)
         return value
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
@@ -52,7 +91,7 @@ class MeshVariable(dtensor.DVariable):
 
     def write_now(self, value):
         """Assigns `value` at this point of the program, pending writes or not."""
-        return super().assign(value, read_value=False)
+        return super().assign(self._to_mesh(value), read_value=False)
 
     def _pending_value(self):
         """The value written earlier in the step being traced, else `None`."""
@@ -62,7 +101,7 @@ class MeshVariable(dtensor.DVariable):
     def _read_variable_op(self, no_copy=False):
         value = self._pending_value()
         if value is None:
-            return super()._read_variable_op(no_copy=no_copy)
+            return self._gathered(super()._read_variable_op(no_copy=no_copy))
         # Recorded as a read of the variable, so that a gradient tape sees the
         # variable and its gradient flows to it: a later step of the same call
         # (`steps_per_execution`) computes its gradients through these values.
@@ -75,15 +114,21 @@ class MeshVariable(dtensor.DVariable):
             backward_function=lambda grad: [grad],
             forward_function=lambda handle: [handle],
         )
-        return value
+        return self._gathered(value)
+
+    def _reads_whole(self):
+        """Whether reads go through `_read_variable_op` (pending or gathered)."""
+        if self._pending_value() is not None:
+            return True
+        return False  # EXPERIMENT
 
     def sparse_read(self, indices, name=None):
-        if self._pending_value() is not None:
+        if self._reads_whole():
             return tf.gather(self._read_variable_op(), indices, name=name)
         return super().sparse_read(indices, name=name)
 
     def gather_nd(self, indices, name=None):
-        if self._pending_value() is not None:
+        if self._reads_whole():
             return tf.gather_nd(self._read_variable_op(), indices, name=name)
         return super().gather_nd(indices, name=name)
 
@@ -122,7 +167,7 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
     install_layer_patches()
     keras_variable._layout = layout
     keras_variable._tf_mp_distribution = distribution
-    return MeshVariable(
+    variable = MeshVariable(
         place(value, layout),
         trainable=keras_variable.trainable,
         name=keras_variable.name,
@@ -131,6 +176,10 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
             keras_variable.synchronization
         ),
     )
+    batch_axis = distribution.batch_axis
+    if batch_axis is not None and batch_axis in layout_axes(layout):
+        variable._gathered_axis = batch_axis
+    return variable
 
 
 def install_layer_patches():
