@@ -14,6 +14,7 @@ from keras.src.random import seed_generator as _keras_seed_generator
 
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import op_rewrites
+from tf_mp.parallel.dtensor import preset_loading
 from tf_mp.parallel.dtensor import randomness
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
@@ -30,6 +31,13 @@ def _patched_initialize(self, value):
     distribution = state.scope_distribution()
     if distribution is None or isinstance(value, tf.Variable):
         return _ORIGINAL_INITIALIZE(self, value)
+    deferred = state.get().deferred
+    if deferred is not None and callable(value):
+        with tf.init_scope():
+            layout = variables.resolve_layout(distribution, self, self._shape)
+            empty = deferred.create(self, value, layout)
+            self._value = variables.new_mesh_variable(self, empty, layout, distribution)
+        return
     # Keras's optimizer creates slots under `colocate_vars_with(parameter)`,
     # which eagerly means "on the DTensor device": compute on the host instead.
     with tf.init_scope(), tf.device(_HOST):
@@ -61,6 +69,7 @@ def _install():
     variables.install_layer_patches()
     generation.install()
     op_rewrites.install()
+    preset_loading.install()
 
 
 def _remove():
@@ -70,6 +79,7 @@ def _remove():
     randomness.uninstall()
     generation.uninstall()
     op_rewrites.uninstall()
+    preset_loading.uninstall()
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """The current distribution: one piece of state, with a getter and a setter.
 
 Like `keras.distribution.distribution()` / `set_distribution()`, but with the
-three things tf_mp's engine needs to know while Keras code runs:
+things tf_mp's engine needs to know while Keras code runs:
 
 * `scope`: the `ModelParallel` whose `scope()` is open (innermost), or `None`.
   New Keras variables go on its mesh.
@@ -13,6 +13,9 @@ three things tf_mp's engine needs to know while Keras code runs:
   says otherwise.
 * `writes`: the `functional.PendingWrites` of the step being traced, or `None`.
   Mesh variables are written there until the step ends.
+* `deferred`: the `preset_loading.DeferredVariables` of a preset being loaded
+  onto the mesh, or `None`. New variables skip their initializer: the file
+  fills them.
 
 The state is process-wide (not per thread), as the patches it drives are.
 Context managers change one field and restore it on exit.
@@ -34,6 +37,7 @@ class Current:
     step: object = None
     declared: tuple = ()
     writes: object = None
+    deferred: object = None
 
 
 _current = Current()

@@ -71,10 +71,15 @@ class MeshVariable(dtensor.DVariable):
             value = dtensor.relayout(value, self.layout)
         return value
 
+    # Whether anything assigned this variable since it was created (a preset
+    # loaded onto the mesh fills variables created without a value).
+    tf_mp_written = False
+
     def assign(self, value, use_locking=None, name=None, read_value=True):
         writes = functional.pending_writes()
         if writes is not None:
             return writes.write(self, value)
+        self.tf_mp_written = True
         return super().assign(self._to_mesh(value), use_locking, name, read_value)
 
     def assign_add(self, delta, use_locking=None, name=None, read_value=True):

@@ -1,0 +1,86 @@
+"""Loading a keras-hub preset straight onto the mesh.
+
+keras-hub's `from_preset` builds the backbone (every variable filled by its
+initializer) and then reads the weights file into it. On a mesh the first
+step is wasted work and memory: while `KerasPresetLoader.load_backbone` or
+`load_task` loads weights in a scope, variables are created on the mesh
+without computing their initializers (each device allocates only its shard,
+left unwritten), the file fills them, and a variable the file did not fill
+gets its initializer's value afterwards. keras-hub does the same on JAX (`jax_memory_cleanup`).
+"""
+
+import contextlib
+
+import tensorflow as tf
+from tensorflow.experimental import dtensor
+
+from tf_mp.parallel.dtensor import state
+
+
+class DeferredVariables:
+    """The variables created without their initial value, and how to get it."""
+
+    def __init__(self):
+        self._initializers = []  # (keras variable, () -> initial value)
+
+    def create(self, keras_variable, initializer, layout):
+        """An unwritten DTensor of `keras_variable`'s shape on `layout`."""
+        self._initializers.append((keras_variable, initializer))
+        return dtensor.call_with_layout(
+            tf.zeros,
+            layout,
+            shape=keras_variable._shape,
+            dtype=keras_variable._dtype,
+        )
+
+    def initialize_unfilled(self):
+        """Gives every variable no assignment has written since its creation
+        its initializer's value."""
+        for keras_variable, initializer in self._initializers:
+            if not getattr(keras_variable._value, "tf_mp_written", False):
+                with tf.init_scope():
+                    keras_variable.assign(initializer())
+        self._initializers = []
+
+
+@contextlib.contextmanager
+def deferred_initialization():
+    """While open, new variables in a scope are created without their
+    initializer's value (`DeferredVariables`)."""
+    deferred = DeferredVariables()
+    with state.changed(deferred=deferred):
+        yield deferred
+    deferred.initialize_unfilled()
+
+
+def _deferring(load):
+    """keras-hub's `load`, with its variables deferred when it loads weights
+    onto a mesh."""
+
+    def run(self, cls, load_weights, *args, **kwargs):
+        if not load_weights or state.scope_distribution() is None:
+            return load(self, cls, load_weights, *args, **kwargs)
+        with deferred_initialization():
+            return load(self, cls, load_weights, *args, **kwargs)
+
+    run.tf_mp_original = load
+    return run
+
+
+def install():
+    from keras_hub.src.utils import preset_utils
+
+    loader = preset_utils.KerasPresetLoader
+    for name in ("load_backbone", "load_task"):
+        if not hasattr(getattr(loader, name), "tf_mp_original"):
+            setattr(loader, name, _deferring(getattr(loader, name)))
+
+
+def uninstall():
+    from keras_hub.src.utils import preset_utils
+
+    loader = preset_utils.KerasPresetLoader
+    for name in ("load_backbone", "load_task"):
+        original = getattr(getattr(loader, name), "tf_mp_original", None)
+        if original is not None:
+            setattr(loader, name, original)
