@@ -6,7 +6,8 @@ step is wasted work and memory: while `KerasPresetLoader.load_backbone` or
 `load_task` loads weights in a scope, variables are created on the mesh
 without computing their initializers (each device allocates only its shard,
 left unwritten), the file fills them, and a variable the file did not fill
-gets its initializer's value afterwards. keras-hub does the same on JAX (`jax_memory_cleanup`).
+gets its initializer's value afterwards. keras-hub frees the initial values
+on JAX for the same reason (`jax_memory_cleanup`).
 """
 
 import contextlib
