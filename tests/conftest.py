@@ -33,7 +33,10 @@ def pytest_configure(config):
     test module which runs a TensorFlow op while it is collected cannot leave
     the session with one device (the mesh tests would then skip)."""
     try:
-        config.tf_mp_devices = tf_mp.configure_virtual_devices(NUM_VIRTUAL_DEVICES)
+        tf_mp.configure_virtual_devices(NUM_VIRTUAL_DEVICES)
+        import tensorflow as tf
+
+        config.tf_mp_devices = tf.config.list_logical_devices("CPU")
     except RuntimeError as error:
         raise pytest.UsageError(
             f"The tests need {NUM_VIRTUAL_DEVICES} logical CPU devices: {error}"

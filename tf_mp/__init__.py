@@ -32,6 +32,7 @@ _NAMES = {
     "enable_keras_distribution": "tf_mp.parallel",
     "gather": "tf_mp.parallel",
     "initialize": "tf_mp.parallel",
+    "list_devices": "tf_mp.parallel",
     "shard_report": "tf_mp.parallel",
 }
 

@@ -111,7 +111,7 @@ def test_a_multi_host_tpu_slice_fills_the_arguments(monkeypatch):
 
 def test_after_tensorflow_started_it_is_a_clear_error(virtual_devices):
     # The test session has run TensorFlow ops: too late to join a cluster.
-    with pytest.raises(RuntimeError, match="before anything runs a TensorFlow op"):
+    with pytest.raises(RuntimeError, match="cannot join a cluster any more"):
         tf_mp.initialize(job_addresses=TWO, num_processes=2, process_id=0)
     assert tf_mp.parallel.num_processes() == 1
     for name in ("DTENSOR_JOBS", "DTENSOR_JOB_NAME", "DTENSOR_CLIENT_ID"):
@@ -159,6 +159,29 @@ def test_one_mesh_over_two_processes():
         assert report["devices"] == seen[0]["devices"]
         # Rows of x live in different processes: the result needs both.
         np.testing.assert_allclose(report["result"], report["expected"], rtol=1e-6)
+
+
+ORDER_SCRIPT = os.path.join(os.path.dirname(__file__), "setup_order_script.py")
+
+
+def test_configure_virtual_devices_then_initialize_makes_a_two_process_mesh():
+    run = launch(
+        "--num-processes", "2", "--", sys.executable, ORDER_SCRIPT, "configure_first"
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert _json_lines(run.stdout) == {0: {"local_devices": 2}, 1: {"local_devices": 2}}
+
+
+def test_configure_after_initialize_names_initialize_as_the_starter():
+    run = launch(
+        "--num-processes", "2", "--", sys.executable, ORDER_SCRIPT, "initialize_first"
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    errors = [report["error"] for report in _json_lines(run.stdout).values()]
+    assert len(errors) == 2
+    for error in errors:
+        assert "`tf_mp.initialize()` started them" in error
+        assert "configure_virtual_devices(2)` before it" in error
 
 
 FIT_SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_fit_script.py")

@@ -63,7 +63,7 @@ def setup_devices(args):
             # starts TensorFlow: `initialize` below must come first.
             from tf_mp.parallel import devices
 
-            devices.split_device(args.virtual_devices)
+            devices.configure_virtual_devices(args.virtual_devices)
         except RuntimeError as error:
             raise UsageError(f"--virtual-devices: {error}") from None
     # Under `tf-mp launch` (Keras's KERAS_DISTRIBUTION_* variables), join the

@@ -12,16 +12,16 @@ _PREFERENCE = ("TPU", "GPU", "CPU")
 def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
     """Splits the first physical `device_type` device into `n` logical devices.
 
-    Must run before TensorFlow initialises its devices (before the first op). It is
-    idempotent: calling it again with the same `n` is a no-op.
+    Must run before TensorFlow initialises its devices (before the first op),
+    and before `tf_mp.initialize()`, which starts them. It runs no op itself,
+    so the two set-up calls go at the top of a script in this order. It is
+    idempotent: calling it again with the same `n` is a no-op. List the
+    devices afterwards with `tf_mp.list_devices()` (which starts TensorFlow).
 
     Args:
         n: int. The number of logical devices. Must be >= 1.
         device_type: str. `"CPU"` or `"GPU"`. Defaults to `"CPU"`.
         memory_limit: int. Megabytes per logical GPU; required for `"GPU"`.
-
-    Returns:
-        The list of logical devices of that type.
 
     Example:
 
@@ -30,13 +30,6 @@ def configure_virtual_devices(n, device_type="CPU", memory_limit=None):
     tf_mp.configure_virtual_devices(8)  # 8 logical CPUs for a 2x4 mesh
     ```
     """
-    split_device(n, device_type, memory_limit)
-    return tf.config.list_logical_devices(device_type)
-
-
-def split_device(n, device_type="CPU", memory_limit=None):
-    """`configure_virtual_devices` without listing the devices afterwards, which
-    would initialise TensorFlow (`tf_mp.initialize` must run before that)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"`n` must be an int. Received: n={n!r}")
     if n < 1:
@@ -62,15 +55,28 @@ def split_device(n, device_type="CPU", memory_limit=None):
     try:
         tf.config.set_logical_device_configuration(physical[0], [config] * n)
     except RuntimeError as error:
-        existing = len(tf.config.list_logical_devices(device_type))
+        # This process's own devices: after `tf_mp.initialize` TensorFlow
+        # lists every process's.
+        existing = len(list_devices(device_type, local=True))
         if existing == n:
             return
+        if processes.started() is not None:
+            started_by = (
+                "`tf_mp.initialize()` started them when it joined the cluster. "
+                f"Call `tf_mp.configure_virtual_devices({n})` before it, or set "
+                f"TF_MP_VIRTUAL_DEVICES={n} for `tf_mp.initialize()` to split them."
+            )
+        else:
+            started_by = (
+                "Something ran a TensorFlow op or listed TensorFlow's logical "
+                f"devices first. Call `tf_mp.configure_virtual_devices({n})` "
+                "before that (at the top of your script, or in a pytest "
+                "conftest), or restart the Python process."
+            )
         raise RuntimeError(
             f"TensorFlow has already initialised {existing} logical {device_type} "
-            f"device(s), so they cannot be split into n={n} any more. Call "
-            f"`tf_mp.configure_virtual_devices({n})` before anything runs a "
-            "TensorFlow op (at the top of your script, or in a pytest conftest), "
-            "or restart the Python process."
+            f"device(s) in this process, so they cannot be split into n={n} any "
+            f"more. {started_by}"
         ) from error
 
 

@@ -69,7 +69,7 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
     addresses, count, index = _resolve(job_addresses, num_processes, process_id)
     virtual = _int_from_env(VIRTUAL_DEVICES, None)
     if virtual is not None:
-        devices_lib.split_device(virtual)
+        devices_lib.configure_virtual_devices(virtual)
     if count == 1:
         return
     started = _engine.started()

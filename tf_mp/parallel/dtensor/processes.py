@@ -54,8 +54,11 @@ def start(job_addresses, process_id, device_type):
         if "already been initialized" in str(error):
             raise RuntimeError(
                 "TensorFlow has already initialised its devices in this process, "
-                "so it cannot join a cluster any more. Call `tf_mp.initialize()` "
-                "at the top of your script, before anything runs a TensorFlow op. "
+                "so it cannot join a cluster any more: something ran a "
+                "TensorFlow op, listed TensorFlow's logical devices or made a "
+                "`tf_mp.Mesh` first. Call `tf_mp.initialize()` before that, at "
+                "the top of your script (after `tf_mp.configure_virtual_devices`"
+                ", which starts nothing). "
                 f"(TensorFlow: {error})"
             ) from None
         raise
