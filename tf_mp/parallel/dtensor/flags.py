@@ -5,9 +5,9 @@ import sys
 import warnings
 
 # DTensor's all-reduce combining pass merges independent all-reduces (on a
-# batch-split mesh, one per gradient) into one. On CPU each all-reduce costs
-# about 0.7 ms on 2 devices and 1.4 ms on 4 (`benchmarks/bench_collectives.py`),
-# so a tiny BERT's ~45 gradients cost more than its whole single-device step.
+# batch-split mesh, one per gradient) into one. Separate, a tiny BERT's ~45
+# gradient all-reduces cost more than its whole single-device step on CPU
+# (`benchmarks/bench_collectives.py`).
 # The pass used to reorder optimizer updates (the "Adam trap", see
 # `functional.py`); tf_mp's steps and Keras's optimizers now defer their writes
 # to mesh variables, which makes it safe, so it is on, as in DTensor's default.
