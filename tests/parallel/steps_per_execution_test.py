@@ -18,7 +18,7 @@ import pytest
 
 import tf_mp
 from tests import tiny_models
-from tf_mp.parallel.dtensor import patches
+from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 
@@ -174,7 +174,7 @@ def test_the_steps_of_a_call_are_one_loop_whatever_their_number(make_mesh):
             for i in range(steps_per_call)
         ]
         stacked = distribute_stacked_batches(chunk, distribution)
-        with patches.step_context(distribution):
+        with state.step_context(distribution):
             function = on_stacked_batches.get_concrete_function(stacked, steps_per_call)
         return [op.type for op in function.graph.get_operations()]
 

@@ -1,9 +1,13 @@
 """`tf-mp demo`: the whole job, offline, on the corpus shipped with tf_mp."""
 
+import argparse
 import os
 import time
 
 from tf_mp.cli import common
+from tf_mp.cli import distill
+from tf_mp.cli import train
+from tf_mp.cli import tune
 
 
 def add_parser(subparsers):
@@ -20,10 +24,17 @@ def add_parser(subparsers):
     parser.set_defaults(run=run)
 
 
-def run(args, parser=None):
-    from tf_mp.cli.main import build_parser
+def _stage_parser():
+    """The parser of the commands the demo runs as its stages."""
+    parser = argparse.ArgumentParser(prog="tf-mp")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in (train, distill, tune):
+        command.add_parser(subparsers)
+    return parser
 
-    parser = parser or build_parser()
+
+def run(args):
+    parser = _stage_parser()
     output = common.output_dir(args.output)
     data = ["--data", "tf_mp/sentiment", "--seq-len", "32", "--batch-size", "16"]
     stages = {}

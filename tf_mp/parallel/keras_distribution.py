@@ -26,12 +26,11 @@ from tf_mp.parallel import keras_compat
 from tf_mp.parallel import processes as _processes
 from tf_mp.parallel.dtensor import keras_backend as _keras_backend
 from tf_mp.parallel.dtensor import patches as _patches
-from tf_mp.parallel.layout_map import LayoutMap
-from tf_mp.parallel.mesh import Mesh
+from tf_mp.parallel.keras_conversion import mesh_from_keras
+from tf_mp.parallel.model_parallel import ModelParallel
 
 _enabled = False
 # keras DeviceMesh -> tf_mp Mesh; keras Distribution -> (signature, ModelParallel)
-_meshes = weakref.WeakKeyDictionary()
 _distributions = weakref.WeakKeyDictionary()
 
 
@@ -67,7 +66,7 @@ def enable_keras_distribution():
     global _enabled
     if _enabled:
         return
-    _keras_backend.install(
+    _patches.install_bridge(
         {
             "distribute_tensor": distribute_tensor,
             "distribute_value": distribute_tensor,
@@ -84,14 +83,15 @@ def enable_keras_distribution():
 
 
 def disable_keras_distribution():
-    """Undoes `enable_keras_distribution`: Keras's TensorFlow backend is stock
+    """Undoes `enable_keras_distribution`: Keras's distribution no longer
+    places models on a mesh, and its TensorFlow `distribution_lib` is stock
     again. Models already on a mesh stay there."""
     global _enabled
     if not _enabled:
         return
     _patches.hold(False)
     _engine.state.set_keras_fallback(None)
-    _keras_backend.uninstall()
+    _patches.remove_bridge()
     _enabled = False
 
 
@@ -112,8 +112,6 @@ def _from_keras(distribution):
     cached = _distributions.get(distribution)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    from tf_mp.parallel.model_parallel import ModelParallel
-
     translated = ModelParallel.from_keras(distribution)
     _distributions[distribution] = (signature, translated)
     return translated
@@ -125,39 +123,6 @@ def _signature(distribution):
         layout_map = keras_compat.keras_layout_map(distribution)
         entries = tuple((key, tuple(layout_map[key].axes)) for key in layout_map)
     return (id(distribution.device_mesh), distribution.batch_dim_name, entries)
-
-
-def mesh_from_keras(device_mesh):
-    """The `tf_mp.Mesh` of a `keras.distribution.DeviceMesh` (one per mesh)."""
-    mesh = _meshes.get(device_mesh)
-    if mesh is None:
-        if _processes.num_processes() > 1:
-            # Keras lists every process's devices as "cpu:0", ... without the
-            # task; a tf_mp mesh over processes takes each one's own.
-            first = str(device_mesh.devices.flatten()[0]).split(":")[0]
-            mesh = Mesh(
-                list(zip(device_mesh.axis_names, device_mesh.shape)),
-                device_type=first.upper(),
-            )
-        else:
-            mesh = Mesh.from_keras(device_mesh)
-        _meshes[device_mesh] = mesh
-    return mesh
-
-
-def layout_map_from_keras(distribution, mesh):
-    """A Keras distribution's variable layouts as a `tf_mp.LayoutMap` (Keras's
-    matching rules), or `None` for `DataParallel` (everything replicated)."""
-    if isinstance(distribution, keras.distribution.ModelParallel):
-        return LayoutMap.from_keras(keras_compat.keras_layout_map(distribution), mesh)
-    if isinstance(distribution, keras.distribution.DataParallel):
-        return None
-    raise TypeError(
-        "tf_mp runs `keras.distribution.DataParallel` and `ModelParallel` on "
-        "TensorFlow; another `Distribution` decides layouts in Python methods "
-        "tf_mp cannot read. Use one of those two, or a `tf_mp.ModelParallel`. "
-        f"Received: {distribution!r} of type {type(distribution).__name__}"
-    )
 
 
 def distribute_tensor(tensor, layout):

@@ -3,6 +3,7 @@
 import contextlib
 
 from tf_mp.parallel import dtensor as _engine
+from tf_mp.parallel import keras_conversion
 from tf_mp.parallel.layout_map import as_layout_map
 from tf_mp.parallel.mesh import as_mesh
 
@@ -55,10 +56,8 @@ class ModelParallel:
     def from_keras(cls, distribution):
         """Converts a `keras.distribution.DataParallel` or `ModelParallel`:
         same mesh, layouts (with Keras's matching rules) and batch axis."""
-        from tf_mp.parallel import keras_distribution
-
-        mesh = keras_distribution.mesh_from_keras(distribution.device_mesh)
-        layout_map = keras_distribution.layout_map_from_keras(distribution, mesh)
+        mesh = keras_conversion.mesh_from_keras(distribution.device_mesh)
+        layout_map = keras_conversion.layout_map_from_keras(distribution, mesh)
         return cls(mesh, layout_map, batch_axis=distribution.batch_dim_name)
 
     @property

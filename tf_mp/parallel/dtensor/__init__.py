@@ -51,8 +51,10 @@ One concern per module:
 * `layouts.py`: tf_mp axis tuples <-> `dtensor.Layout`; meshes.
 * `transfer.py`: host values onto a layout (`place`), DTensors home (`to_host`).
 * `variables.py`: `MeshVariable`, layouts of new and adopted variables.
-* `state.py`: the current distribution (scope, step being traced, declared axes).
-* `patches.py`: the scoped Keras patches; `variable_scope`, `step_context`.
+* `state.py`: the current distribution (scope, step being traced, declared axes);
+  `step_context`, `off_mesh`, `declare_axes`.
+* `patches.py`: every patch of Keras, keras-hub and TensorFlow, in one table;
+  `variable_scope`.
 * `collectives.py`: activation layouts inside a step (the layers' collectives).
 * `processes.py`: DTensor's multi-client mode (one mesh over several processes).
 * `steps.py`: models' `fit` / `evaluate` / `predict` step functions.
@@ -97,7 +99,6 @@ from tf_mp.parallel.dtensor import flags
 flags.configure_all_reduce_grouping()
 flags.configure_relayouts()
 
-# The order below resolves the package's import cycles (patches <-> steps).
 from tf_mp.parallel.dtensor import state  # noqa: E402
 from tf_mp.parallel.dtensor.batches import distribute_batch  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import gradient_sum_point  # noqa: E402
@@ -108,11 +109,11 @@ from tf_mp.parallel.dtensor.layouts import layout_axes  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import make_layout  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import sharding_of  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import variable_layout  # noqa: E402
-from tf_mp.parallel.dtensor.patches import declare_axes  # noqa: E402
-from tf_mp.parallel.dtensor.patches import off_mesh  # noqa: E402
-from tf_mp.parallel.dtensor.patches import step_context  # noqa: E402
 from tf_mp.parallel.dtensor.patches import variable_scope  # noqa: E402
 from tf_mp.parallel.dtensor.processes import create_global_mesh  # noqa: E402
+from tf_mp.parallel.dtensor.state import declare_axes  # noqa: E402
+from tf_mp.parallel.dtensor.state import off_mesh  # noqa: E402
+from tf_mp.parallel.dtensor.state import step_context  # noqa: E402
 from tf_mp.parallel.dtensor.steps import distribution_of  # noqa: E402
 from tf_mp.parallel.dtensor.steps import layer_distribution  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import place  # noqa: E402

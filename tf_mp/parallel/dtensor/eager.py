@@ -22,7 +22,6 @@ from keras.src.layers import layer as _keras_layer
 from tf_mp.parallel.dtensor import batches
 from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import output_layouts
-from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor import transfer
@@ -34,7 +33,14 @@ def _is_tensor_like(x):
     return isinstance(x, (np.ndarray, tf.Tensor, tf.Variable))
 
 
-def _mesh_aware_call(self, *args, **kwargs):
+def mesh_aware_call_of(original):
+    """`Layer.__call__` for `patches.py`: `mesh_aware_call`."""
+    return mesh_aware_call
+
+
+def mesh_aware_call(self, *args, **kwargs):
+    """Keras's `Layer.__call__`, run on the mesh for eager calls of a model
+    or layer on one (`patches.py` installs it)."""
     if not tf.executing_eagerly() or _keras_backend.any_symbolic_tensors(args, kwargs):
         return _ORIGINAL_CALL(self, *args, **kwargs)
     distribution = steps.layer_distribution(self)
@@ -92,7 +98,7 @@ def _eager_function(model, distribution):
         output_layouts.pin_layer_outputs(model, distribution)
 
         def run(args, kwargs):
-            with patches.step_context(distribution):
+            with state.step_context(distribution):
                 return _ORIGINAL_CALL(model, *args, **kwargs)
 
         function = tf.function(
@@ -101,10 +107,3 @@ def _eager_function(model, distribution):
         )
         object.__setattr__(model, "_tf_mp_eager_call", function)
     return function
-
-
-def install():
-    """Makes eager calls on a mesh work. Installed with the first mesh variable
-    (idempotent, process-wide); eager calls of layers off-mesh then look for a
-    mesh variable among their weights first."""
-    _keras_layer.Layer.__call__ = _mesh_aware_call

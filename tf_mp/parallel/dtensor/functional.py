@@ -24,14 +24,9 @@ import functools
 
 import tensorflow as tf
 from keras.src import tree
-from keras.src.backend.tensorflow import core as _keras_tf_core
-from keras.src.optimizers import base_optimizer as _base_optimizer
 
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import unique_loop_name
-
-_ORIGINAL_COND = _keras_tf_core.cond
-_ORIGINAL_APPLY = _base_optimizer.BaseOptimizer.apply
 
 
 class PendingWrites:
@@ -181,7 +176,6 @@ def defer_writes(function):
             writes is not None and writes.graph is tf.compat.v1.get_default_graph()
         ):
             return function(*args, **kwargs)
-        _install()
         writes = PendingWrites()
         with state.changed(writes=writes):
             outputs = function(*args, **kwargs)
@@ -189,51 +183,3 @@ def defer_writes(function):
         return outputs
 
     return run
-
-
-def _optimizer_apply(self, grads, trainable_variables=None):
-    """Keras's `BaseOptimizer.apply`, for an optimizer of mesh variables: its own
-    variables (`iterations`, the learning rate, made when it was constructed,
-    perhaps outside the scope) are moved onto the mesh, and its writes are
-    deferred. Custom training loops (`optimizer.apply_gradients` in the user's
-    own `tf.function`) then train as `fit` does: with `iterations` left on the
-    host, DTensor ran its increment before Adam's bias correction read it (every
-    weight off by 0.26 x the learning rate after one step)."""
-    variables = trainable_variables
-    if variables is None:
-        variables = getattr(self, "_trainable_variables", None) or []
-    distribution = next(
-        (
-            getattr(v, "_tf_mp_distribution", None)
-            for v in variables
-            if getattr(v, "_tf_mp_distribution", None) is not None
-        ),
-        None,
-    )
-    if distribution is None:
-        return _ORIGINAL_APPLY(self, grads, trainable_variables)
-    from tf_mp.parallel.dtensor.variables import adopt_variable
-
-    for variable in self.variables:
-        adopt_variable(variable, distribution)
-    return defer_writes(_ORIGINAL_APPLY)(self, grads, trainable_variables)
-
-
-def _functional_cond(pred, true_fn, false_fn):
-    writes = pending_writes()
-    if writes is None or tf.compat.v1.get_default_graph() is not writes.graph:
-        return _ORIGINAL_COND(pred, true_fn, false_fn)
-    return writes.cond(pred, true_fn, false_fn)
-
-
-def _install():
-    """Routes Keras's `cond` through the pending writes (process-wide, idempotent;
-    outside a function that defers writes it is Keras's own)."""
-    _keras_tf_core.cond = _functional_cond
-
-
-def install_optimizer_patch():
-    """Makes Keras optimizers defer their writes to mesh variables (process-wide,
-    idempotent; optimizers off-mesh are unchanged)."""
-    _install()
-    _base_optimizer.BaseOptimizer.apply = _optimizer_apply

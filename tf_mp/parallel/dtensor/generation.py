@@ -31,7 +31,6 @@ from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import math as _keras_tf_math
 
 from tf_mp.parallel.dtensor import collectives
-from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
@@ -203,18 +202,6 @@ def top_k(x, k, sorted=True):  # noqa: A002 (Keras's argument name)
     return _ORIGINAL_TOP_K(x, k, sorted=sorted)
 
 
-def install():
-    """Routes Keras's `slice_update` and `top_k` through the functions above
-    (with the scoped patches; outside a tf_mp step they are Keras's own)."""
-    _keras_tf_core.slice_update = slice_update
-    _keras_tf_math.top_k = top_k
-
-
-def uninstall():
-    _keras_tf_core.slice_update = _ORIGINAL_SLICE_UPDATE
-    _keras_tf_math.top_k = _ORIGINAL_TOP_K
-
-
 def attach_generation(model, distribution):
     """Gives a keras-hub generative task on a mesh (a `CausalLM` or
     `Seq2SeqLM`: anything with `make_generate_function` and `generate_step`)
@@ -245,7 +232,7 @@ def _make_generate_function(model, distribution):
     def generate_function(inputs, stop_token_ids=None):
         _adopt_sampler_state(model, distribution)
         placed, size = distribute_batch(inputs, distribution, pad=True)
-        with patches.step_context(distribution), _generation_trace():
+        with state.step_context(distribution), _generation_trace():
             try:
                 outputs = steps[0](placed, stop_token_ids=stop_token_ids)
             except tf.errors.InvalidArgumentError as error:

@@ -28,7 +28,7 @@ from tf_mp.parallel.dtensor.layouts import variable_layout
 
 _KERNEL = ("_kernel", "lora_kernel_a", "lora_kernel_b")
 # Layer class -> (adapted weight, A, B) attribute names.
-_ADAPTED = {
+ADAPTED = {
     _keras_dense.Dense: _KERNEL,
     _keras_einsum_dense.EinsumDense: _KERNEL,
     _keras_base_conv.BaseConv: _KERNEL,
@@ -38,7 +38,7 @@ _ADAPTED = {
         "lora_embeddings_b",
     ),
 }
-_ORIGINALS = {cls: cls.enable_lora for cls in _ADAPTED}
+_ORIGINALS = {cls: cls.enable_lora for cls in ADAPTED}
 
 
 def lora_axes(weight_axes):
@@ -46,8 +46,11 @@ def lora_axes(weight_axes):
     return tuple(weight_axes[:-1]) + (None,), (None, weight_axes[-1])
 
 
-def _enable_lora(cls, place):
-    weight_name, a_name, b_name = _ADAPTED[cls]
+def enable_lora_on_mesh(cls, place):
+    """`cls.enable_lora` that places the LoRA matrices by `lora_axes` wherever
+    the adapted weight is on a mesh, with `place(variable, layout,
+    distribution)` (`variables.relayout`); off-mesh layers are unaffected."""
+    weight_name, a_name, b_name = ADAPTED[cls]
 
     def enable_lora(self, rank, *args, **kwargs):
         _ORIGINALS[cls](self, rank, *args, **kwargs)
@@ -63,13 +66,3 @@ def _enable_lora(cls, place):
 
     enable_lora.__doc__ = _ORIGINALS[cls].__doc__
     return enable_lora
-
-
-def install(place):
-    """Places LoRA matrices by `lora_axes` wherever the adapted weight is on a
-    mesh, with `place(variable, layout, distribution)` (`variables.relayout`).
-    Installed with the first mesh variable (idempotent, process-wide);
-    off-mesh layers are unaffected."""
-    for cls in _ADAPTED:
-        if cls.enable_lora is _ORIGINALS[cls]:
-            cls.enable_lora = _enable_lora(cls, place)

@@ -62,16 +62,3 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
     x = tf.convert_to_tensor(x)
     hot = tf.equal(tf.expand_dims(x, -1), tf.range(num_classes, dtype=x.dtype))
     return tf.cast(hot, dtype or "float32")
-
-
-def install():
-    """With the scoped patches (`patches.py`)."""
-    _keras_tf_numpy.matmul = matmul
-    _keras_tf_numpy.einsum = einsum
-    _keras_tf_nn.one_hot = one_hot
-
-
-def uninstall():
-    _keras_tf_numpy.matmul = _ORIGINAL_MATMUL
-    _keras_tf_numpy.einsum = _ORIGINAL_EINSUM
-    _keras_tf_nn.one_hot = _ORIGINAL_ONE_HOT

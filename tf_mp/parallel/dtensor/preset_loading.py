@@ -54,7 +54,7 @@ def deferred_initialization():
     deferred.initialize_unfilled()
 
 
-def _deferring(load):
+def deferring(load):
     """keras-hub's `load`, with its variables deferred when it loads weights
     onto a mesh."""
 
@@ -66,22 +66,3 @@ def _deferring(load):
 
     run.tf_mp_original = load
     return run
-
-
-def install():
-    from keras_hub.src.utils import preset_utils
-
-    loader = preset_utils.KerasPresetLoader
-    for name in ("load_backbone", "load_task"):
-        if not hasattr(getattr(loader, name), "tf_mp_original"):
-            setattr(loader, name, _deferring(getattr(loader, name)))
-
-
-def uninstall():
-    from keras_hub.src.utils import preset_utils
-
-    loader = preset_utils.KerasPresetLoader
-    for name in ("load_backbone", "load_task"):
-        original = getattr(getattr(loader, name), "tf_mp_original", None)
-        if original is not None:
-            setattr(loader, name, original)

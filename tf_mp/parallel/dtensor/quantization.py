@@ -47,7 +47,7 @@ def _columns_scale_axes(layer, axes):
 _KERNEL = (("_kernel", "kernel_scale", _columns_scale_axes),)
 _EMBEDDINGS = (("_embeddings", "embeddings_scale", _embedding_scale_axes),)
 # Layer class -> ((weight, its scale, scale axes from the weight's axes), ...).
-_QUANTIZED = {
+QUANTIZED = {
     _keras_dense.Dense: _KERNEL,
     _keras_einsum_dense.EinsumDense: (("_kernel", "kernel_scale", _einsum_scale_axes),),
     _keras_embedding.Embedding: _EMBEDDINGS,
@@ -56,14 +56,18 @@ _QUANTIZED = {
     _keras_reversible.ReversibleEmbedding: _EMBEDDINGS
     + (("reverse_embeddings", "reverse_embeddings_scale", _columns_scale_axes),),
 }
-_ORIGINALS = {cls: cls.quantize for cls in _QUANTIZED}
+_ORIGINALS = {cls: cls.quantize for cls in QUANTIZED}
 
 
-def _quantize(cls, place):
+def quantize_on_mesh(cls, place):
+    """`cls.quantize` that places the quantized weights as above wherever the
+    float weight is on a mesh, with `place(variable, layout, distribution)`
+    (`variables.relayout`); off-mesh layers are unaffected."""
+
     def quantize(self, mode=None, *args, **kwargs):
         # Before: the float weights' layouts and distributions (Keras deletes them).
         before = []
-        for name, _, _ in _QUANTIZED[cls]:
+        for name, _, _ in QUANTIZED[cls]:
             weight = getattr(self, name, None)
             layout = variable_layout(weight) if weight is not None else None
             distribution = getattr(weight, "_tf_mp_distribution", None)
@@ -80,7 +84,7 @@ def _quantize(cls, place):
             _replicate_new_weights(self, place, before)
             return result
         for (name, scale, scale_axes), (layout, distribution) in zip(
-            _QUANTIZED[cls], before
+            QUANTIZED[cls], before
         ):
             if layout is None:
                 continue
@@ -104,13 +108,3 @@ def _replicate_new_weights(layer, place, before):
     for weight in layer.weights:
         if variable_layout(weight) is None:
             place(weight, make_layout(mesh, (None,) * len(weight.shape)), distribution)
-
-
-def install(place):
-    """Places quantized weights as above wherever the float weight is on a
-    mesh, with `place(variable, layout, distribution)` (`variables.relayout`).
-    Installed with the first mesh variable (idempotent, process-wide);
-    off-mesh layers are unaffected."""
-    for cls in _QUANTIZED:
-        if cls.quantize is _ORIGINALS[cls]:
-            cls.quantize = _quantize(cls, place)

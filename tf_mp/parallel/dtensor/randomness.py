@@ -153,16 +153,7 @@ def categorical(logits, num_samples, dtype="int64", seed=None):
     return collectives.relayout(tf.cast(samples, dtype), ())
 
 
-_PATCHES = {name: _draw(name) for name in _DRAWS}
-_PATCHES["dropout"] = dropout
-_PATCHES["categorical"] = categorical
-
-
-def install():
-    for name, function in _PATCHES.items():
-        setattr(_keras_tf_random, name, function)
-
-
-def uninstall():
-    for name, function in _ORIGINALS.items():
-        setattr(_keras_tf_random, name, function)
+# Keras's TensorFlow `random` functions -> their replacements (`patches.py`).
+REPLACEMENTS = {name: _draw(name) for name in _DRAWS}
+REPLACEMENTS["dropout"] = dropout
+REPLACEMENTS["categorical"] = categorical

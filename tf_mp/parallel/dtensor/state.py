@@ -71,6 +71,22 @@ def changed(**fields):
         set(dataclasses.replace(_current, **previous))
 
 
+def step_context(distribution):
+    """While open, a step of `distribution` is traced (and its scope is open)."""
+    return changed(scope=distribution, step=distribution)
+
+
+def off_mesh():
+    """Suspends every open scope: variables created inside are plain Keras ones."""
+    return changed(scope=OFF_MESH)
+
+
+def declare_axes(table):
+    """Weights created inside get the axes of the first regex of `table`
+    matching their path (unless the distribution's layout map says otherwise)."""
+    return changed(declared=_current.declared + (table,))
+
+
 def set_keras_fallback(function):
     """`function()` gives the distribution of Keras's current
     `keras.distribution` (or `None`), consulted when no tf_mp scope is open.

@@ -31,9 +31,9 @@ from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import output_layouts
-from tf_mp.parallel.dtensor import patches
 from tf_mp.parallel.dtensor import processes
 from tf_mp.parallel.dtensor import saving
+from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import batch_of_stacked
 from tf_mp.parallel.dtensor.batches import distribute_batch
@@ -234,7 +234,7 @@ def _loop_variables(model):
 
 
 def _call_on_mesh(function, distribution, *args):
-    with patches.step_context(distribution):
+    with state.step_context(distribution):
         return function(*args)
 
 

@@ -7,10 +7,7 @@ from tensorflow.experimental import dtensor
 from tensorflow.python.eager import record as _record
 from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
-from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import functional
-from tf_mp.parallel.dtensor import lora
-from tf_mp.parallel.dtensor import quantization
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
@@ -167,9 +164,6 @@ class MeshVariable(dtensor.DVariable):
 
 def new_mesh_variable(keras_variable, value, layout, distribution):
     """A `MeshVariable` holding `value` on `layout`, for `keras_variable._value`."""
-    eager.install()
-    functional.install_optimizer_patch()
-    install_layer_patches()
     keras_variable._layout = layout
     keras_variable._tf_mp_distribution = distribution
     variable = MeshVariable(
@@ -185,15 +179,6 @@ def new_mesh_variable(keras_variable, value, layout, distribution):
     if batch_axis is not None and batch_axis in layout_axes(layout):
         variable._gathered_axis = batch_axis
     return variable
-
-
-def install_layer_patches():
-    """LoRA and quantization place their new weights on the mesh
-    (`lora.py`, `quantization.py`). Installed when a scope first opens or the
-    first mesh variable is made, and kept (idempotent, process-wide): Keras
-    binds a layer's `quantize` when the layer is created."""
-    lora.install(relayout)
-    quantization.install(relayout)
 
 
 def relayout(keras_variable, layout, distribution):
