@@ -179,7 +179,7 @@ def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None)
         model = keras_hub.models.BertTextClassifier(
             backbone, num_classes=num_classes, preprocessor=None, dropout=0.0
         )
-        return on_mesh(model, distribution), preprocessor
+        return tf_mp.models.move_to_mesh(model, distribution), preprocessor
     if not os.path.isdir(preset) and preset not in _known_presets():
         raise UsageError(
             f"Unknown preset {preset!r}: not a model directory, not a keras-hub "
@@ -200,27 +200,7 @@ def load_classifier(preset, num_classes, seq_len, texts=None, distribution=None)
             f"Unknown preset {preset!r}: not a keras-hub preset available offline or "
             f"a model directory ({_first_line(error)})"
         ) from None
-    return on_mesh(model, distribution), preprocessor
-
-
-def on_mesh(model, distribution):
-    """A keras-hub task moved onto the distribution's mesh (weights copied): its
-    backbone split by `tf_mp.models.partition` where the family is supported
-    and the mesh has a `model` axis, else laid out by the distribution."""
-    if distribution is None:
-        return model
-    mesh, batch_axis = distribution.mesh, distribution.batch_axis
-    if "model" in mesh.shape and tf_mp.models.is_supported(model.backbone):
-        layout_map = tf_mp.models.backbone_layout_map(
-            model.backbone, mesh, batch_axis=batch_axis
-        )
-        distribution = tf_mp.ModelParallel(mesh, layout_map, batch_axis=batch_axis)
-        with distribution.scope():
-            return tf_mp.models.partition(model)
-    with distribution.scope():
-        moved = type(model).from_config(model.get_config())
-    moved.set_weights(model.get_weights())
-    return moved
+    return tf_mp.models.move_to_mesh(model, distribution), preprocessor
 
 
 def _known_presets():

@@ -1,5 +1,6 @@
 """`tf-mp distill`: a smaller student from a fine-tuned teacher directory."""
 
+import dataclasses
 import json
 import os
 import time
@@ -65,42 +66,82 @@ def add_parser(subparsers):
 def run(args):
     common.check_arguments(args)
     transfer_texts = transfer.load_texts(args)  # Files: before TensorFlow starts.
-    import keras
+    job = _load(args, transfer_texts)
+    fitted = _fit(args, job)
+    return _report(args, job, fitted)
 
+
+@dataclasses.dataclass
+class _Job:
+    """What `tf-mp distill` loaded: the models, the rows, where output goes."""
+
+    teacher: object
+    student: object
+    preprocessor: object
+    train: object
+    validation: object
+    data: object  # tf.data batches of the training rows
+    x_val: object
+    rows: int
+    extra: object  # `transfer_rows`, or None
+    output: str
+    logs: object
+
+
+def _load(args, transfer_texts):
     teacher, preprocessor = common.load_teacher(args)
     classes = teacher.get_config()["num_classes"]
     train, validation = common.load_data(args, classes)
     output = common.output_dir(args.output)
-    logs = common.tensorboard_dir(args, output)
-    student = make_student(args, teacher)
+    x, data = common.encode(preprocessor, train, args.batch_size)
+    x_val, _ = common.encode(preprocessor, validation, args.batch_size)
+    rows = len(train)
+    extra = transfer.transfer_rows(args, train, preprocessor, transfer_texts)
+    if extra is not None:
+        data = transfer.training_set(args, x, train.labels, extra)
+        rows += len(extra["texts"])
+    return _Job(
+        teacher=teacher,
+        student=make_student(args, teacher),
+        preprocessor=preprocessor,
+        train=train,
+        validation=validation,
+        data=data,
+        x_val=x_val,
+        rows=rows,
+        extra=extra,
+        output=output,
+        logs=common.tensorboard_dir(args, output),
+    )
+
+
+def _fit(args, job):
+    """Distils (the teacher scored once unless `--no-cache`); returns the
+    distiller, its history, the seconds it took, the learning rate schedule
+    and the teacher-scoring figures."""
+    import keras
+
     distiller = tf_mp.Distiller(
-        teacher,
-        student,
+        job.teacher,
+        job.student,
         temperature=args.temperature,
         alpha=args.alpha,
         logits_loss=args.logits_loss,
         hidden_weight=args.hidden_weight,
     )
-    x, data = common.encode(preprocessor, train, args.batch_size)
-    x_val, _ = common.encode(preprocessor, validation, args.batch_size)
-    rows = len(train)
-    extra = transfer_rows(args, train, preprocessor, transfer_texts)
-    if extra is not None:
-        data = training_set(args, x, train.labels, extra)
-        rows += len(extra["texts"])
-    steps = args.epochs * -(-rows // args.batch_size)
+    steps = args.epochs * -(-job.rows // args.batch_size)
     rate = tf_mp.automl.schedules.learning_rate(
         args.learning_rate, args.lr_schedule, steps
     )
     distiller.compile(**classifiers.compile_arguments(keras.optimizers.Adam(rate)))
     start = time.perf_counter()
-    scoring = {}
+    data, scoring = job.data, {}
     if not args.no_cache:
         cache = tf_mp.distillation.TeacherCache.for_distiller(
             distiller, directory=args.cache_dir, verbose=common.verbosity()
         )
-        print(f"The teacher scores the {rows:,} training rows once")
-        data = cache.attach(data).shuffle(rows, seed=0).batch(args.batch_size)
+        print(f"The teacher scores the {job.rows:,} training rows once")
+        data = cache.attach(data).shuffle(job.rows, seed=0).batch(args.batch_size)
         scoring = {
             "teacher_scored_rows": cache.scored_rows,
             "teacher_scoring_seconds": round(cache.scoring_seconds, 2),
@@ -109,33 +150,41 @@ def run(args):
             f"Teacher scored {cache.scored_rows:,} rows in "
             f"{cache.scoring_seconds:.1f} s"
         )
+    labelled = len(job.train)
     print(
-        f"Distilling on {rows:,} rows: {len(train):,} labelled"
-        + (f", {rows - len(train):,} transfer" if rows > len(train) else "")
-        + f" ({len(validation)} for validation)"
+        f"Distilling on {job.rows:,} rows: {labelled:,} labelled"
+        + (f", {job.rows - labelled:,} transfer" if job.rows > labelled else "")
+        + f" ({len(job.validation)} for validation)"
     )
     history = distiller.fit(
         data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(logs),
+        callbacks=common.tensorboard_callbacks(job.logs),
     )
     seconds = time.perf_counter() - start
+    return distiller, history, seconds, rate, scoring
+
+
+def _report(args, job, fitted):
+    distiller, history, seconds, rate, scoring = fitted
     figures = {}
-    for name, model in (("teacher", teacher), ("student", student)):
-        latency = tf_mp.automl.measure_latency(model, x_val, batch_sizes=(32,))
+    for name, model in (("teacher", job.teacher), ("student", job.student)):
+        latency = tf_mp.automl.measure_latency(model, job.x_val, batch_sizes=(32,))
         figures[name] = {
-            "accuracy": round(classifiers.accuracy(model, x_val, validation.labels), 4),
+            "accuracy": round(
+                classifiers.accuracy(model, job.x_val, job.validation.labels), 4
+            ),
             "encoder parameters": tf_mp.distillation.encoder_parameters(model),
             "examples / s": round(32000.0 / latency[32], 1),
         }
     metrics = {
         "teacher": args.teacher,
         "data": args.data,
-        "train_examples": len(train),
-        "transfer_rows": rows - len(train),
-        "augmented_rows": extra["augmented"] if extra else 0,
-        "validation_examples": len(validation),
+        "train_examples": len(job.train),
+        "transfer_rows": job.rows - len(job.train),
+        "augmented_rows": job.extra["augmented"] if job.extra else 0,
+        "validation_examples": len(job.validation),
         "distill_seconds": round(seconds, 2),
         "teacher_fine_tuning_seconds": teacher_cost(args.teacher),
         "teacher_cache": not args.no_cache,
@@ -150,14 +199,19 @@ def run(args):
     }
     paths = {
         "student": common.save_classifier(
-            student, preprocessor, os.path.join(output, "student")
+            job.student, job.preprocessor, os.path.join(job.output, "student")
         ),
-        "metrics": write_json(os.path.join(output, "metrics.json"), metrics),
+        "metrics": write_json(os.path.join(job.output, "metrics.json"), metrics),
         "comparison": plots.comparison(
-            figures, os.path.join(output, "teacher_vs_student.png")
+            figures, os.path.join(job.output, "teacher_vs_student.png")
         ),
-        "tensorboard": logs,
+        "tensorboard": job.logs,
     }
+    _print_summary(figures, seconds, metrics, paths)
+    return metrics
+
+
+def _print_summary(figures, seconds, metrics, paths):
     paths = {name: path for name, path in paths.items() if path}
     t, s = figures["teacher"], figures["student"]
     print()
@@ -183,29 +237,6 @@ def run(args):
         )
     print("\n" + cost)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
-    return metrics
-
-
-def transfer_rows(args, train, preprocessor, texts):
-    """`{"x": token arrays, "texts": [...], "augmented": n}` of the transfer
-    rows (`texts` from `--transfer-data`, then `--augment` copies), or None."""
-    copies = transfer.augmented(args, train, preprocessor.tokenizer)
-    texts = list(texts) + copies
-    if not texts:
-        return None
-    x = transfer.encode(preprocessor, texts, masked=bool(copies))
-    return {"x": x, "texts": texts, "augmented": len(copies)}
-
-
-def training_set(args, x, labels, extra):
-    """Batches of labelled and transfer rows (`transfer_set` weights)."""
-    import tensorflow as tf
-
-    xs, ys, weights = tf_mp.distillation.transfer_set((x, labels), extra["x"])
-    data = tf.data.Dataset.from_tensor_slices((xs, ys, weights))
-    if args.no_cache:  # The cache shuffles its rows itself.
-        data = data.shuffle(len(ys), seed=0)
-    return data.batch(args.batch_size)
 
 
 def teacher_cost(teacher):

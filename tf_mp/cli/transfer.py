@@ -78,3 +78,25 @@ def encode(preprocessor, texts, masked):
     finally:
         if reads_special is not None:
             tokenizer.special_tokens_in_strings = reads_special
+
+
+def transfer_rows(args, train, preprocessor, texts):
+    """`{"x": token arrays, "texts": [...], "augmented": n}` of the transfer
+    rows (`texts` from `--transfer-data`, then `--augment` copies), or None."""
+    copies = augmented(args, train, preprocessor.tokenizer)
+    texts = list(texts) + copies
+    if not texts:
+        return None
+    x = encode(preprocessor, texts, masked=bool(copies))
+    return {"x": x, "texts": texts, "augmented": len(copies)}
+
+
+def training_set(args, x, labels, extra):
+    """Batches of labelled and transfer rows (`transfer_set` weights)."""
+    import tensorflow as tf
+
+    xs, ys, weights = tf_mp.distillation.transfer_set((x, labels), extra["x"])
+    data = tf.data.Dataset.from_tensor_slices((xs, ys, weights))
+    if args.no_cache:  # The cache shuffles its rows itself.
+        data = data.shuffle(len(ys), seed=0)
+    return data.batch(args.batch_size)

@@ -228,3 +228,24 @@ def _copy_state(source, target):
         keras_compat.seed_states(source), keras_compat.seed_states(target)
     ):
         ours.assign(np.asarray(gather(theirs)))
+
+
+def move_to_mesh(model, distribution):
+    """A keras-hub task moved onto `distribution`'s mesh (weights copied): its
+    backbone split by `partition` where the family is supported and the mesh
+    has a `model` axis, else laid out by the distribution's layout map. With
+    `distribution=None`, `model` itself."""
+    if distribution is None:
+        return model
+    mesh, batch_axis = distribution.mesh, distribution.batch_axis
+    if "model" in mesh.shape and is_supported(model.backbone):
+        layout_map = backbone_layout_map(
+            model.backbone, mesh, batch_axis=batch_axis
+        )
+        distribution = ModelParallel(mesh, layout_map, batch_axis=batch_axis)
+        with distribution.scope():
+            return partition(model)
+    with distribution.scope():
+        moved = type(model).from_config(model.get_config())
+    moved.set_weights(model.get_weights())
+    return moved
