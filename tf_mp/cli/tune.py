@@ -1,6 +1,8 @@
 """`tf-mp tune`: search for the best student under a size / latency budget."""
 
+import functools
 import os
+import types
 
 import tf_mp
 from tf_mp.cli import common
@@ -70,6 +72,16 @@ def _choices(flag, text, kind):
 
 
 def run(args):
+    inits, learning_rates = _checked_choices(args)
+    common.check_arguments(args)
+    transfer_texts = transfer.load_texts(args)  # Files: before TensorFlow starts.
+    job = _load(args, transfer_texts)
+    result = _search(args, job, inits, learning_rates)
+    return _report(job, result)
+
+
+def _checked_choices(args):
+    """`(inits, learning rates)`; numbers checked before TensorFlow starts."""
     inits = _choices("--init", args.init, str)
     learning_rates = _choices("--learning-rates", args.learning_rates, float)
     for init in inits:
@@ -83,19 +95,17 @@ def run(args):
                 "--learning-rates must be > 0. Received: "
                 f"--learning-rates {args.learning_rates}"
             )
-    common.check_arguments(args)
-    transfer_texts = transfer.load_texts(args)  # Files: before TensorFlow starts.
+    if args.max_params is not None and args.max_params <= 0:
+        raise common.UsageError(
+            f"--max-params must be > 0. Received: {args.max_params}"
+        )
+    return inits, learning_rates
 
+
+def _load(args, transfer_texts):
+    """The teacher, the encoded rows and transfer sets, the output directory."""
     teacher, preprocessor = common.load_teacher(args)
     train, validation = common.load_data(args, teacher.get_config()["num_classes"])
-    output = common.output_dir(args.output)
-    max_params = args.max_params
-    if max_params is not None:
-        if max_params <= 0:
-            raise common.UsageError(f"--max-params must be > 0. Received: {max_params}")
-        if max_params <= 1:
-            max_params = max_params * tf_mp.distillation.encoder_parameters(teacher)
-        max_params = int(max_params)
     _, data = common.encode(preprocessor, train, args.batch_size)
     x_val, val_data = common.encode(preprocessor, validation, args.batch_size)
     sets = {}
@@ -104,62 +114,80 @@ def run(args):
     copies = transfer.augmented(args, train, preprocessor.tokenizer)
     if copies:
         sets["augmented"] = transfer.encode(preprocessor, copies, masked=True)
+    return types.SimpleNamespace(
+        teacher=teacher,
+        preprocessor=preprocessor,
+        validation=validation,
+        data=data,
+        x_val=x_val,
+        val_data=val_data,
+        sets=sets,
+        output=common.output_dir(args.output),
+    )
 
-    def progress(row):
-        hp = row["hyperparameters"]
-        score = row.get("val_accuracy")
-        print(
-            f"trial {int(row['trial_id']) + 1}/{args.trials} {row['status']:<9} "
-            f"layers={hp.get('num_layers')} heads={hp.get('num_heads')} "
-            f"ff={hp.get('intermediate_dim')} init={hp.get('init', 'random')} "
-            + (f"transfer={hp['transfer']} " if "transfer" in hp else "")
-            + f"params={row.get('encoder_parameters', 0):,} "
-            f"latency={row.get('latency_ms_batch_1', 0):.2f}ms "
-            + (
-                f"val_accuracy={score:.4f}"
-                if score is not None
-                else row.get("reason", "")
-            ),
-            flush=True,
-        )
 
+def _search(args, job, inits, learning_rates):
+    max_params = args.max_params
+    if max_params is not None and max_params <= 1:
+        max_params = max_params * tf_mp.distillation.encoder_parameters(job.teacher)
     hypermodel = tf_mp.automl.StudentHyperModel(
-        teacher,
+        job.teacher,
         init=inits,
         learning_rate=learning_rates,
         lr_schedule=args.lr_schedule,
-        transfer=["none", *sets] if sets else None,
+        transfer=["none", *job.sets] if job.sets else None,
         seed=args.seed,
     )
-    result = tf_mp.automl.search_student(
-        teacher,
-        data,
-        val_data,
+    return tf_mp.automl.search_student(
+        job.teacher,
+        job.data,
+        job.val_data,
         hypermodel=hypermodel,
         tuner=args.tuner,
         max_trials=args.trials,
-        max_params=max_params,
+        max_params=None if max_params is None else int(max_params),
         max_latency_ms=args.max_latency_ms,
         epochs=args.epochs,
-        directory=output,
+        directory=job.output,
         project_name="search",
         overwrite=args.overwrite,
         seed=args.seed,
-        progress=progress,
-        transfer_data=sets or None,
+        progress=functools.partial(_print_trial, args.trials),
+        transfer_data=job.sets or None,
         cache_directory=args.cache_dir,
     )
-    student = result.best_student
-    trials_path = os.path.join(output, "trials.json")
+
+
+def _print_trial(trials, row):
+    hp = row["hyperparameters"]
+    score = row.get("val_accuracy")
+    print(
+        f"trial {int(row['trial_id']) + 1}/{trials} {row['status']:<9} "
+        f"layers={hp.get('num_layers')} heads={hp.get('num_heads')} "
+        f"ff={hp.get('intermediate_dim')} init={hp.get('init', 'random')} "
+        + (f"transfer={hp['transfer']} " if "transfer" in hp else "")
+        + f"params={row.get('encoder_parameters', 0):,} "
+        f"latency={row.get('latency_ms_batch_1', 0):.2f}ms "
+        + (f"val_accuracy={score:.4f}" if score is not None else row.get("reason", "")),
+        flush=True,
+    )
+
+
+def _report(job, result):
+    trials_path = os.path.join(job.output, "trials.json")
     result.to_json(trials_path)
-    teacher_accuracy = classifiers.accuracy(teacher, x_val, validation.labels)
+    teacher_accuracy = classifiers.accuracy(
+        job.teacher, job.x_val, job.validation.labels
+    )
     paths = {
         "trials": trials_path,
         "pareto plot": result.plot(
-            os.path.join(output, "pareto.png"), teacher_score=teacher_accuracy
+            os.path.join(job.output, "pareto.png"), teacher_score=teacher_accuracy
         ),
         "best student": common.save_classifier(
-            student, preprocessor, os.path.join(output, "best_student")
+            result.best_student,
+            job.preprocessor,
+            os.path.join(job.output, "best_student"),
         ),
     }
     print()
@@ -174,7 +202,7 @@ def run(args):
         "teacher_validation_accuracy": teacher_accuracy,
         "trials": len(result.trials),
         "completed": sum(t["status"] == "COMPLETED" for t in result.trials),
-        "transfer_rows": {name: len(x["token_ids"]) for name, x in sets.items()},
+        "transfer_rows": {name: len(x["token_ids"]) for name, x in job.sets.items()},
         "teacher_scored_rows": result.teacher_scored_rows,
         "teacher_scoring_seconds": round(result.teacher_scoring_s, 2),
     }
