@@ -36,82 +36,88 @@ def _stage_parser():
 def run(args):
     parser = _stage_parser()
     output = common.output_dir(args.output)
-    data = ["--data", "tf_mp/sentiment", "--seq-len", "32", "--batch-size", "16"]
     stages = {}
-
-    def stage(name, argv):
+    for name, argv in _stages(args, output):
         print(f"\n=== {name}: tf-mp {' '.join(argv)}\n", flush=True)
         start = time.perf_counter()
         stage_args = parser.parse_args(argv)
-        result = stage_args.run(stage_args)
-        stages[name] = (result, time.perf_counter() - start)
-        return result
+        stages[name] = (stage_args.run(stage_args), time.perf_counter() - start)
+    _print_summary(output, stages)
+    return {name: result for name, (result, _) in stages.items()}
 
+
+def _argv(command, flags):
+    """`[command, flag, value, ...]`; a flag whose value is `None` stands alone."""
+    argv = [command]
+    for flag, value in flags.items():
+        argv += [flag] if value is None else [flag, str(value)]
+    return argv
+
+
+def _stages(args, output):
+    """`(name, argv)` of the demo's stages, in order."""
+    data = {"--data": "tf_mp/sentiment", "--seq-len": 32, "--batch-size": 16}
     teacher_dir = os.path.join(output, "teacher")
-    trained = stage(
-        "train",
-        [
-            "train",
-            "--preset",
-            "tiny",
-            *data,
-            "--mesh",
-            args.mesh,
-            "--virtual-devices",
-            str(args.virtual_devices),
-            "--epochs",
-            str(args.epochs),
-            "--learning-rate",
-            "1e-3",
-            "--output",
-            teacher_dir,
-        ],
-    )
     teacher = os.path.join(teacher_dir, "model")
-    distilled = stage(
-        "distill",
-        [
+    return [
+        (
+            "train",
+            _argv(
+                "train",
+                {
+                    "--preset": "tiny",
+                    **data,
+                    "--mesh": args.mesh,
+                    "--virtual-devices": args.virtual_devices,
+                    "--epochs": args.epochs,
+                    "--learning-rate": "1e-3",
+                    "--output": teacher_dir,
+                },
+            ),
+        ),
+        (
             "distill",
-            "--teacher",
-            teacher,
-            *data,
-            "--student-layers",
-            "0",
-            "--epochs",
-            "4",
-            "--learning-rate",
-            "1e-3",
-            "--alpha",
-            "0.3",
-            "--output",
-            os.path.join(output, "student"),
-        ],
-    )
-    tuned = stage(
-        "tune",
-        [
+            _argv(
+                "distill",
+                {
+                    "--teacher": teacher,
+                    **data,
+                    "--student-layers": 0,
+                    "--epochs": 4,
+                    "--learning-rate": "1e-3",
+                    "--alpha": 0.3,
+                    "--output": os.path.join(output, "student"),
+                },
+            ),
+        ),
+        (
             "tune",
-            "--teacher",
-            teacher,
-            *data,
-            "--tuner",
-            "random",
-            # Students that start from the teacher's blocks, at the rate the
-            # teacher trained with: 3 trials reach near the teacher.
-            "--init",
-            "teacher",
-            "--learning-rates",
-            "1e-3,3e-3",
-            "--trials",
-            str(args.trials),
-            "--epochs",
-            "3",
-            "--max-params",
-            "0.6",
-            "--overwrite",
-            "--output",
-            os.path.join(output, "search"),
-        ],
+            _argv(
+                "tune",
+                {
+                    "--teacher": teacher,
+                    **data,
+                    "--tuner": "random",
+                    # Students that start from the teacher's blocks, at the rate
+                    # the teacher trained with: 3 trials reach near the teacher.
+                    "--init": "teacher",
+                    "--learning-rates": "1e-3,3e-3",
+                    "--trials": args.trials,
+                    "--epochs": 3,
+                    "--max-params": 0.6,
+                    "--overwrite": None,
+                    "--output": os.path.join(output, "search"),
+                },
+            ),
+        ),
+    ]
+
+
+def _print_summary(output, stages):
+    (trained, train_s), (distilled, distill_s), (tuned, tune_s) = (
+        stages["train"],
+        stages["distill"],
+        stages["tune"],
     )
     best = tuned["best_trial"]
     rows = [
@@ -119,32 +125,26 @@ def run(args):
             "teacher (2x2 mesh)",
             trained["validation_accuracy"],
             f"{trained['parameters']:,} total",
-            f"{stages['train'][1]:.0f}",
+            f"{train_s:.0f}",
         ),
         (
             "distilled student",
             distilled["student"]["accuracy"],
             f"{distilled['student']['encoder parameters']:,} encoder",
-            f"{stages['distill'][1]:.0f}",
+            f"{distill_s:.0f}",
         ),
         (
             f"best of {tuned['trials']} trials",
             round(best["val_accuracy"], 4),
             f"{best['encoder_parameters']:,} encoder",
-            f"{stages['tune'][1]:.0f}",
+            f"{tune_s:.0f}",
         ),
     ]
     print("\n=== demo summary\n")
     print(common.table(rows, ["model", "validation accuracy", "parameters", "seconds"]))
-    print(
-        "\nPlots: "
-        + ", ".join(
-            os.path.join(output, p)
-            for p in (
-                "teacher/training_curves.png",
-                "student/teacher_vs_student.png",
-                "search/pareto.png",
-            )
-        )
+    plots = (
+        "teacher/training_curves.png",
+        "student/teacher_vs_student.png",
+        "search/pareto.png",
     )
-    return {"train": trained, "distill": distilled, "tune": tuned}
+    print("\nPlots: " + ", ".join(os.path.join(output, p) for p in plots))

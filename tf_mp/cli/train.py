@@ -3,6 +3,7 @@ model-parallel on a mesh."""
 
 import os
 import time
+import types
 
 import tf_mp
 from tf_mp.cli import common
@@ -50,12 +51,17 @@ def run(args):
     if args.task == "causal-lm":
         return train_causal_lm.run(args)
     common.check_arguments(args)
+    job = _load(args)
+    history, seconds = _fit(args, job)
+    return _report(args, job, history, seconds)
+
+
+def _load(args):
+    """The classifier (on the mesh with `--mesh`), its rows as batches, and
+    where output goes."""
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
     output = common.output_dir(args.output)
-    logs = common.tensorboard_dir(args, output)
-    import keras
-
     model, preprocessor = common.load_classifier(
         args.preset, train.num_classes, args.seq_len, train.texts, distribution
     )
@@ -77,48 +83,69 @@ def run(args):
     x_val, val_data = common.encode(
         preprocessor, validation, args.batch_size, drop_remainder=batch_axis > 1
     )
-    model.compile(
+    return types.SimpleNamespace(
+        model=model,
+        preprocessor=preprocessor,
+        train=train,
+        validation=validation,
+        train_data=train_data,
+        x_val=x_val,
+        val_data=val_data,
+        output=output,
+        logs=common.tensorboard_dir(args, output),
+    )
+
+
+def _fit(args, job):
+    """`(history, seconds)` of `fit`."""
+    import keras
+
+    job.model.compile(
         **classifiers.compile_arguments(keras.optimizers.Adam(args.learning_rate))
     )
     print(
-        f"Training on {len(train)} examples ({validation.source}: "
-        f"{len(validation)} for validation), mesh {args.mesh or 'none'}"
+        f"Training on {len(job.train)} examples ({job.validation.source}: "
+        f"{len(job.validation)} for validation), mesh {args.mesh or 'none'}"
     )
     start = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
+    history = job.model.fit(
+        job.train_data,
+        validation_data=job.val_data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(logs),
+        callbacks=common.tensorboard_callbacks(job.logs),
     ).history
     seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in values] for k, values in history.items()}
+    return {k: [float(v) for v in values] for k, values in history.items()}, seconds
+
+
+def _report(args, job, history, seconds):
     metrics = {
         "preset": args.preset,
         "data": args.data,
         "mesh": args.mesh,
         "processes": tf_mp.parallel.num_processes(),
-        "train_examples": len(train),
-        "validation_examples": len(validation),
-        "num_classes": train.num_classes,
+        "train_examples": len(job.train),
+        "validation_examples": len(job.validation),
+        "num_classes": job.train.num_classes,
         "epochs": args.epochs,
         "train_seconds": round(seconds, 2),
         "validation_accuracy": round(
-            classifiers.accuracy(model, x_val, validation.labels), 4
+            classifiers.accuracy(job.model, job.x_val, job.validation.labels), 4
         ),
-        "parameters": int(model.count_params()),
+        "parameters": int(job.model.count_params()),
     }
+    output = job.output
     paths = {
         "model": common.save_classifier(
-            model, preprocessor, os.path.join(output, "model")
+            job.model, job.preprocessor, os.path.join(output, "model")
         ),
         "history": write_json(os.path.join(output, "history.json"), history),
         "metrics": write_json(os.path.join(output, "metrics.json"), metrics),
         "curves": plots.training_curves(
             history, os.path.join(output, "training_curves.png")
         ),
-        "tensorboard": logs,
+        "tensorboard": job.logs,
     }
     paths = {name: path for name, path in paths.items() if path}
     print()
