@@ -239,9 +239,7 @@ def move_to_mesh(model, distribution):
         return model
     mesh, batch_axis = distribution.mesh, distribution.batch_axis
     if "model" in mesh.shape and is_supported(model.backbone):
-        layout_map = backbone_layout_map(
-            model.backbone, mesh, batch_axis=batch_axis
-        )
+        layout_map = backbone_layout_map(model.backbone, mesh, batch_axis=batch_axis)
         distribution = ModelParallel(mesh, layout_map, batch_axis=batch_axis)
         with distribution.scope():
             return partition(model)

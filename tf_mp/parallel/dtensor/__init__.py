@@ -32,9 +32,9 @@ Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTenso
 * Writes. A step (and Keras's `optimizer.apply` on mesh variables, in custom
   loops too) writes each variable once, at its end: reads see pending values.
   That keeps DTensor's all-reduce combining pass, which groups the gradients'
-  all-reduces, from reordering reads and writes (`functional.py`). The steps of
+  all-reduces, from reordering reads and writes (`pending_writes.py`). The steps of
   one call (`steps_per_execution`) run in a `tf.while_loop` whose state is the
-  variables' values (`functional.loop_steps`): one traced step whatever their
+  variables' values (`pending_writes.loop_steps`): one traced step whatever their
   number.
 * Layer outputs. Layers whose `"<path>/output"` matches an output key of the
   layout map (Keras's convention) have their outputs relaid out inside a step
@@ -47,7 +47,7 @@ One concern per module:
 
 * `flags.py`: DTensor's all-reduce combining, on unless `TF_MP_GROUP_ALL_REDUCES=0`
   (set on import).
-* `functional.py`: steps and optimizer updates that write variables at their end.
+* `pending_writes.py`: steps and optimizer updates that write variables at their end.
 * `layouts.py`: tf_mp axis tuples <-> `dtensor.Layout`; meshes.
 * `transfer.py`: host values onto a layout (`place`), DTensors home (`to_host`).
 * `variables.py`: `MeshVariable`, layouts of new and adopted variables.

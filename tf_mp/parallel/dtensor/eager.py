@@ -20,8 +20,8 @@ from keras.src import tree
 from keras.src.layers import layer as _keras_layer
 
 from tf_mp.parallel.dtensor import batches
-from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import output_layouts
+from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor import transfer
@@ -102,7 +102,7 @@ def _eager_function(model, distribution):
                 return _ORIGINAL_CALL(model, *args, **kwargs)
 
         function = tf.function(
-            tf.autograph.experimental.do_not_convert(functional.defer_writes(run)),
+            tf.autograph.experimental.do_not_convert(writes_lib.defer_writes(run)),
             reduce_retracing=True,
         )
         object.__setattr__(model, "_tf_mp_eager_call", function)

@@ -9,7 +9,7 @@ import warnings
 # gradient all-reduces cost more than its whole single-device step on CPU
 # (`benchmarks/bench_collectives.py`).
 # The pass used to reorder optimizer updates (the "Adam trap", see
-# `functional.py`); tf_mp's steps and Keras's optimizers now defer their writes
+# `pending_writes.py`); tf_mp's steps and Keras's optimizers now defer their writes
 # to mesh variables, which makes it safe, so it is on, as in DTensor's default.
 # `TF_MP_GROUP_ALL_REDUCES=0` turns it off. DTensor reads its flag once, when
 # its device is created (the first DTensor call of the process), so it is set

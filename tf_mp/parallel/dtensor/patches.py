@@ -20,7 +20,7 @@ What is patched -> by what: why.
 - Keras `Layer.__call__` -> `eager.mesh_aware_call`: eager calls of a model on
   a mesh.
 - Keras `BaseOptimizer.apply` -> `_optimizer_apply`: optimizer writes to mesh
-  variables are deferred (`functional.py`).
+  variables are deferred (`pending_writes.py`).
 - Keras `core.cond` (TF backend) -> `_functional_cond`: `ops.cond` on pending
   writes.
 - Keras TF `random.*` draws, `dropout`, `categorical` ->
@@ -53,11 +53,11 @@ import importlib
 import tensorflow as tf
 
 from tf_mp.parallel.dtensor import eager
-from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import keras_backend
 from tf_mp.parallel.dtensor import lora
 from tf_mp.parallel.dtensor import op_rewrites
+from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import preset_loading
 from tf_mp.parallel.dtensor import quantization
 from tf_mp.parallel.dtensor import randomness
@@ -153,14 +153,14 @@ def _optimizer_apply(original):
             return original(self, grads, trainable_variables)
         for variable in self.variables:
             variables.adopt_variable(variable, distribution)
-        return functional.defer_writes(original)(self, grads, trainable_variables)
+        return writes_lib.defer_writes(original)(self, grads, trainable_variables)
 
     return apply
 
 
 def _functional_cond(original):
     def cond(pred, true_fn, false_fn):
-        writes = functional.pending_writes()
+        writes = writes_lib.pending_writes()
         if writes is None or tf.compat.v1.get_default_graph() is not writes.graph:
             return original(pred, true_fn, false_fn)
         return writes.cond(pred, true_fn, false_fn)

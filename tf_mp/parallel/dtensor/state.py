@@ -11,7 +11,7 @@ things tf_mp's engine needs to know while Keras code runs:
 * `declared`: the `{path regex: axes}` tables of the tf_mp layers being built,
   innermost last. Their weights take the declared axes unless the layout map
   says otherwise.
-* `writes`: the `functional.PendingWrites` of the step being traced, or `None`.
+* `writes`: the `pending_writes.PendingWrites` of the step being traced, or `None`.
   Mesh variables are written there until the step ends.
 * `deferred`: the `preset_loading.DeferredVariables` of a preset being loaded
   onto the mesh, or `None`. New variables skip their initializer: the file

@@ -11,13 +11,13 @@ function call that runs the step once per batch: one dispatch, one
 host-to-mesh transfer per input (the batches stacked) and one host round trip
 for the outputs instead of k. The steps run in a `tf.while_loop` whose state is
 the values of the model's, optimizer's and metrics' variables, the last step
-after it (`functional.loop_steps`): unrolled, k steps cost DTensor a compile
+after it (`pending_writes.loop_steps`): unrolled, k steps cost DTensor a compile
 time that grows faster than k. Step i+1 reads step i's new values as data, not
 through the variables, so DTensor cannot group the all-reduces of different
 steps. As in Keras's own trainer, whose default is the same loop; a model with
 Keras's `unrolled_steps_per_execution` above 1, or whose step writes any other
 mesh variable, runs the call's steps unrolled instead, one set of pending
-writes shared by the steps (`functional.py`).
+writes shared by the steps (`pending_writes.py`).
 """
 
 import functools
@@ -28,9 +28,9 @@ from keras.src import tree
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
 from tf_mp.parallel.dtensor import datasets
-from tf_mp.parallel.dtensor import functional
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import output_layouts
+from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import processes
 from tf_mp.parallel.dtensor import saving
 from tf_mp.parallel.dtensor import state
@@ -131,7 +131,7 @@ def _make_function(model, kind, force=False):
         def steps_on_stacked_batches(stacked, steps):
             if _unrolled(model):
                 return steps_on_batches(unstack_batches(stacked, steps))
-            return functional.loop_steps(
+            return writes_lib.loop_steps(
                 step,
                 functools.partial(batch_of_stacked, stacked),
                 steps,
@@ -157,7 +157,7 @@ def _make_function(model, kind, force=False):
 
 def _traced(function):
     return tf.function(
-        tf.autograph.experimental.do_not_convert(functional.defer_writes(function)),
+        tf.autograph.experimental.do_not_convert(writes_lib.defer_writes(function)),
         reduce_retracing=True,
     )
 
@@ -197,7 +197,7 @@ def _run_chunk(model, chunk, on_batches, on_stacked_batches, distribution):
                 return _call_on_mesh(
                     on_stacked_batches, distribution, stacked, len(chunk)
                 )
-            except functional.NotCarried:
+            except writes_lib.NotCarried:
                 # A step writes a variable outside the model, its optimizer and
                 # metrics: the steps run unrolled (retraced) from now on.
                 object.__setattr__(model, "_tf_mp_unrolled_steps", True)

@@ -7,7 +7,7 @@ from tensorflow.experimental import dtensor
 from tensorflow.python.eager import record as _record
 from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
-from tf_mp.parallel.dtensor import functional
+from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
@@ -20,7 +20,7 @@ from tf_mp.parallel.dtensor.transfer import to_host
 class MeshVariable(dtensor.DVariable):
     """A `DVariable` that accepts host values on assign and gathers on `numpy()`.
 
-    Inside a functional step (`functional.py`) writes are deferred to the end of
+    Inside a functional step (`pending_writes.py`) writes are deferred to the end of
     the step and reads return the pending value.
 
     A weight split over the batch axis (FSDP style, as keras-hub's own
@@ -73,20 +73,20 @@ class MeshVariable(dtensor.DVariable):
     tf_mp_written = False
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
-        writes = functional.pending_writes()
+        writes = writes_lib.pending_writes()
         if writes is not None:
             return writes.write(self, value)
         self.tf_mp_written = True
         return super().assign(self._to_mesh(value), use_locking, name, read_value)
 
     def assign_add(self, delta, use_locking=None, name=None, read_value=True):
-        writes = functional.pending_writes()
+        writes = writes_lib.pending_writes()
         if writes is not None:
             return writes.write(self, self.read_value() + delta)
         return super().assign_add(self._to_mesh(delta), use_locking, name, read_value)
 
     def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
-        writes = functional.pending_writes()
+        writes = writes_lib.pending_writes()
         if writes is not None:
             return writes.write(self, self.read_value() - delta)
         return super().assign_sub(self._to_mesh(delta), use_locking, name, read_value)
@@ -97,7 +97,7 @@ class MeshVariable(dtensor.DVariable):
 
     def _pending_value(self):
         """The value written earlier in the step being traced, else `None`."""
-        writes = functional.pending_writes()
+        writes = writes_lib.pending_writes()
         return None if writes is None else writes.value(self)
 
     def _read_variable_op(self, no_copy=False):

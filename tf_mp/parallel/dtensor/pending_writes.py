@@ -1,4 +1,4 @@
-"""Functional steps: a step reads variables as it goes and writes them at its end.
+"""Pending writes: a step reads variables as it goes and writes them at its end.
 
 Why. DTensor's all-reduce combining pass (`DTensorAllReduceCombineOptimization`)
 merges independent all-reduces, such as the one per gradient on a batch-split
