@@ -103,9 +103,9 @@ def reduce_first_output(outputs, model_axis):
     (partial sums reduced, or the layout pinned); attention scores or a cache
     returned with it (a tuple) are left as they are."""
     if isinstance(outputs, tuple):
-        first = api.reduce_from_model_parallel_region(outputs[0], model_axis)
+        first = api.replicate_from_model_parallel_region(outputs[0], model_axis)
         return (first, *outputs[1:])
-    return api.reduce_from_model_parallel_region(outputs, model_axis)
+    return api.replicate_from_model_parallel_region(outputs, model_axis)
 
 
 def _clone(initializer):

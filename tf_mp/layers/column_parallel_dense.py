@@ -58,7 +58,7 @@ class ColumnParallelDense(keras.layers.Dense):
         outputs = sharding.dense_call(self, inputs, training=training)
         if self.gather_output:
             # (batch, ..., units): replicated.
-            return api.gather_from_model_parallel_region(outputs, self.model_axis)
+            return api.replicate_from_model_parallel_region(outputs, self.model_axis)
         # (batch, ..., units): features split.
         return api.scatter_to_model_parallel_region(outputs, self.model_axis)
 

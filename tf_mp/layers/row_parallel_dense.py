@@ -57,7 +57,7 @@ class RowParallelDense(keras.layers.Dense):
         inputs = api.scatter_to_model_parallel_region(inputs, self.model_axis)
         outputs = sharding.dense_call(self, inputs, training=training)
         # (batch, ..., units): partial sums reduced, replicated features.
-        return api.reduce_from_model_parallel_region(outputs, self.model_axis)
+        return api.replicate_from_model_parallel_region(outputs, self.model_axis)
 
     def get_config(self):
         config = super().get_config()

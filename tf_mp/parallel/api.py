@@ -57,16 +57,14 @@ def scatter_to_model_parallel_region(x, model_axis):
     return _lay_out(x, (model_axis,), model_axis)
 
 
-def reduce_from_model_parallel_region(x, model_axis):
-    """Megatron's `g`, after row-parallel layers. Forward: per-device partial
-    sums -> their sum, replicated (one all-reduce over `model_axis`). Backward:
-    identity (the replicated gradient reaches every device)."""
-    return _lay_out(x, (None,), model_axis)
-
-
-def gather_from_model_parallel_region(x, model_axis):
-    """Forward: `(..., features)` split -> replicated (an all-gather over
-    `model_axis`). Backward: each device keeps its slice of the gradient."""
+def replicate_from_model_parallel_region(x, model_axis):
+    """`(..., features)` -> replicated over `model_axis`. DTensor picks the
+    collective from the input's layout, so one function stands for two of
+    Megatron's: after row-parallel layers (Megatron's `g`,
+    `reduce_from_model_parallel_region`) per-device partial sums become their
+    sum (one all-reduce forward, identity backward); after a column-parallel
+    layer that gathers its output (`gather_from_model_parallel_region`) a split
+    tensor is all-gathered (each device keeps its slice of the gradient)."""
     return _lay_out(x, (None,), model_axis)
 
 
