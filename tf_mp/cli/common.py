@@ -211,7 +211,9 @@ def _known_presets():
     )
 
 
-def encode(preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=False):
+def encode_batches(
+    preprocessor, data, batch_size, shuffle_seed=None, drop_remainder=False
+):
     """`(token arrays, tf.data batches)` of `data`; a count while tokenising
     large inputs."""
     verbose = verbosity() if len(data) >= LARGE_INPUT else 0

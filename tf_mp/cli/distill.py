@@ -93,8 +93,8 @@ def _load(args, transfer_texts):
     classes = teacher.get_config()["num_classes"]
     train, validation = common.load_data(args, classes)
     output = common.output_dir(args.output)
-    x, data = common.encode(preprocessor, train, args.batch_size)
-    x_val, _ = common.encode(preprocessor, validation, args.batch_size)
+    x, data = common.encode_batches(preprocessor, train, args.batch_size)
+    x_val, _ = common.encode_batches(preprocessor, validation, args.batch_size)
     rows = len(train)
     extra = transfer.transfer_rows(args, train, preprocessor, transfer_texts)
     if extra is not None:

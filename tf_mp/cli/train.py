@@ -77,10 +77,10 @@ def _load(args):
             f"--batch-size {args.batch_size} is more than the {len(train)} "
             "training rows; lower it"
         )
-    _, train_data = common.encode(
+    _, train_data = common.encode_batches(
         preprocessor, train, args.batch_size, shuffle_seed=0, drop_remainder=True
     )
-    x_val, val_data = common.encode(
+    x_val, val_data = common.encode_batches(
         preprocessor, validation, args.batch_size, drop_remainder=batch_axis > 1
     )
     return types.SimpleNamespace(

@@ -64,7 +64,7 @@ def augmented(args, train, tokenizer):
     )
 
 
-def encode(preprocessor, texts, masked):
+def tokenize(preprocessor, texts, masked):
     """Token arrays of `texts`; with `masked`, the tokenizer reads its mask
     token in a text as one token (keras-hub's WordPiece splits "[MASK]"
     otherwise)."""
@@ -87,7 +87,7 @@ def transfer_rows(args, train, preprocessor, texts):
     texts = list(texts) + copies
     if not texts:
         return None
-    x = encode(preprocessor, texts, masked=bool(copies))
+    x = tokenize(preprocessor, texts, masked=bool(copies))
     return {"x": x, "texts": texts, "augmented": len(copies)}
 
 

@@ -106,14 +106,14 @@ def _load(args, transfer_texts):
     """The teacher, the encoded rows and transfer sets, the output directory."""
     teacher, preprocessor = common.load_teacher(args)
     train, validation = common.load_data(args, teacher.get_config()["num_classes"])
-    _, data = common.encode(preprocessor, train, args.batch_size)
-    x_val, val_data = common.encode(preprocessor, validation, args.batch_size)
+    _, data = common.encode_batches(preprocessor, train, args.batch_size)
+    x_val, val_data = common.encode_batches(preprocessor, validation, args.batch_size)
     sets = {}
     if transfer_texts:
-        sets["transfer"] = transfer.encode(preprocessor, transfer_texts, masked=False)
+        sets["transfer"] = transfer.tokenize(preprocessor, transfer_texts, masked=False)
     copies = transfer.augmented(args, train, preprocessor.tokenizer)
     if copies:
-        sets["augmented"] = transfer.encode(preprocessor, copies, masked=True)
+        sets["augmented"] = transfer.tokenize(preprocessor, copies, masked=True)
     return types.SimpleNamespace(
         teacher=teacher,
         preprocessor=preprocessor,

@@ -150,7 +150,7 @@ def distribute_tensor(tensor, layout):
                 f"set to take one from. Received: layout={layout!r}"
             )
         mesh = current.mesh
-    return _keras_backend.distribute_tensor(tensor, axes, mesh)
+    return _keras_backend.lay_out_on_axes(tensor, axes, mesh)
 
 
 def _get_device_count(device_type=None):

@@ -67,7 +67,7 @@ def uninstall():
     _keras_dlib.Distribution.distribute_dataset = _ORIGINAL_DISTRIBUTE_DATASET
 
 
-def distribute_tensor(tensor, axes, mesh):
+def lay_out_on_axes(tensor, axes, mesh):
     """`tensor` laid out as `axes` on `mesh` (a `tf_mp.Mesh`).
 
     Eagerly: a DTensor holding the value, sharded so. Inside a tf_mp step on
