@@ -13,17 +13,13 @@ global batch (`batches.py`); their outputs are gathered to the global batch in
 every process.
 """
 
-import contextlib
-
 import tensorflow as tf
 from tensorflow.python.data.experimental.ops import distribute as tf_data_distribute
 
 from tf_mp.parallel.dtensor import processes
+from tf_mp.parallel.dtensor import state
 
 _MARK = "_tf_mp_rows_of_process"
-# (first, count, global_rows) of the inputs now being fed, while a model's
-# fit / evaluate / predict reads a distributed dataset; else None.
-_local_rows = None
 
 
 def local_batch_coordinates(distribution):
@@ -94,19 +90,13 @@ def distribute_dataset(dataset, distribution):
     return local
 
 
-@contextlib.contextmanager
 def reading(x):
-    """While a model reads `x`: whether its batches are one process's rows."""
-    global _local_rows
-    previous = _local_rows
-    _local_rows = getattr(x, _MARK, None)
-    try:
-        yield
-    finally:
-        _local_rows = previous
+    """While a model reads `x`: whether its batches are one process's rows
+    (`state.Current.local_rows`)."""
+    return state.changed(local_rows=getattr(x, _MARK, None))
 
 
 def local_rows():
     """`(first_row, rows, global_rows)` of the batches being fed, when they are
     this process's rows of each global batch; else `None`."""
-    return _local_rows
+    return state.get().local_rows

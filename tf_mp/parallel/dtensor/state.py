@@ -13,6 +13,9 @@ things tf_mp's engine needs to know while Keras code runs:
   says otherwise.
 * `writes`: the `pending_writes.PendingWrites` of the step being traced, or `None`.
   Mesh variables are written there until the step ends.
+* `local_rows`: `(first_row, rows, global_rows)` while a model's `fit` /
+  `evaluate` / `predict` reads a dataset of this process's rows of each global
+  batch (`datasets.distribute_dataset`), else `None`.
 * `deferred`: the `preset_loading.DeferredVariables` of a preset being loaded
   onto the mesh, or `None`. New variables skip their initializer: the file
   fills them.
@@ -38,6 +41,7 @@ class Current:
     declared: tuple = ()
     writes: object = None
     deferred: object = None
+    local_rows: object = None
 
 
 _current = Current()
