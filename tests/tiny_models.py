@@ -139,3 +139,14 @@ def keras_device_mesh(shape):
         axis_names=("batch", "model"),
         devices=[f"cpu:{i}" for i in range(shape[0] * shape[1])],
     )
+
+
+def mesh_axes(weight):
+    """The mesh axis of each dimension of a Keras weight (`None`: whole), read
+    from its DTensor layout; `None` for a weight off the mesh."""
+    layout = getattr(weight.value, "layout", None)
+    if layout is None:
+        return None
+    return tuple(
+        None if axis == "unsharded" else axis for axis in layout.sharding_specs
+    )

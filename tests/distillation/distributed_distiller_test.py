@@ -9,7 +9,6 @@ import tensorflow as tf
 
 import tf_mp
 from tests.distillation import tiny_bert
-from tf_mp.parallel.dtensor import steps
 
 # Distillation terms are small differences of nearly equal teacher and student
 # outputs (~1e-3): float32 summation order (oneDNN, instruction set, sharding)
@@ -71,8 +70,9 @@ KWARGS = dict(hidden_weight=1.0, attention_weight=1.0, temperature=2.0)
 
 # On 2x2, 4 steps per call (one call an epoch): the Distiller's loss trackers
 # are part of the loop's state with the student, SGD's counter and the metrics,
-# so the steps run in one `while` loop (not unrolled) and train as the
-# unsharded distiller does one step a call. 2x2 one step a call: the cache test.
+# so the steps run in one `while` loop (not unrolled: checked in
+# `tests/parallel/steps_per_execution_test.py`) and train as the unsharded
+# distiller does one step a call. 2x2 one step a call: the cache test.
 @pytest.mark.parametrize("mesh_shape,steps_per_execution", [((1, 2), 1), ((2, 2), 4)])
 def test_sharded_teacher_distils_like_an_unsharded_one(
     make_mesh, mesh_shape, steps_per_execution
@@ -85,7 +85,6 @@ def test_sharded_teacher_distils_like_an_unsharded_one(
     query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
     assert query.value.layout.sharding_specs[1] == "model"
     sharded_history, sharded_weights = _train(distiller, steps_per_execution)
-    assert not steps._unrolled(distiller)
     assert int(distiller.optimizer.iterations.numpy()) == 8
     for name, values in history.items():
         np.testing.assert_allclose(

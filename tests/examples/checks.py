@@ -3,7 +3,7 @@
 import keras_hub
 import numpy as np
 
-from tf_mp.parallel import dtensor as engine
+from tests import tiny_models
 
 
 def assert_trained_sharded_and_equivalent(model, history, vocabulary_size, seq_len):
@@ -15,10 +15,10 @@ def assert_trained_sharded_and_equivalent(model, history, vocabulary_size, seq_l
     queries = [w for w in model.weights if w.path.endswith("query/kernel")]
     assert queries, [w.path for w in model.weights]
     for kernel in queries:  # (hidden, heads, head_dim): heads split.
-        assert engine.sharding_of(kernel)[0] == (None, "model", None), kernel.path
+        assert tiny_models.mesh_axes(kernel) == (None, "model", None), kernel.path
     single = keras_hub.models.BertTextClassifier.from_config(model.get_config())
     single.set_weights(model.get_weights())
-    assert engine.sharding_of(single.weights[0]) is None  # Built off the mesh.
+    assert tiny_models.mesh_axes(single.weights[0]) is None  # Built off the mesh.
     rng = np.random.default_rng(0)
     x = {
         "token_ids": rng.integers(0, vocabulary_size, (8, seq_len)).astype("int32"),

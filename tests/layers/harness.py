@@ -11,7 +11,7 @@ import numpy as np
 from keras.src import tree
 
 import tf_mp
-from tf_mp.parallel import dtensor as engine
+from tests import tiny_models
 
 
 def _call(layer, inputs):
@@ -113,7 +113,7 @@ def run_layer_test(
         _build(sharded, input_data)
     sharded.set_weights(off_mesh.get_weights())
     for weight in sharded.weights:
-        axes, _ = engine.sharding_of(weight)
+        axes = tiny_models.mesh_axes(weight)
         declared = _declared_axes(sharded, weight.path)
         assert axes == (declared or (None,) * len(weight.shape)), weight.path
     for got, want in zip(

@@ -237,3 +237,16 @@ def test_mixed_float16_loss_scaling_in_the_loop_matches_one_step_a_call(make_mes
     assert len(four_state) == len(one_state)
     for got, want in zip(four_state, one_state):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_distillers_steps_run_in_the_loop_on_a_mesh(make_mesh):
+    """The Distiller's loss trackers are loop state like the metrics: its
+    `steps_per_execution` steps are not unrolled."""
+    from tests.distillation import distributed_distiller_test as distilling
+
+    with tf_mp.ModelParallel(make_mesh((2, 2))).scope():
+        sharded = distilling._sharded_copy(distilling._teacher())
+        distiller = tf_mp.Distiller(sharded, distilling._student(), **distilling.KWARGS)
+    distilling._train(distiller, steps_per_execution=4)
+    assert not steps._unrolled(distiller)
+    assert int(distiller.optimizer.iterations.numpy()) == 8
