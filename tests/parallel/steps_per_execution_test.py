@@ -18,6 +18,7 @@ import pytest
 
 import tf_mp
 from tests import tiny_models
+from tf_mp.parallel.dtensor import layouts
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
@@ -83,14 +84,17 @@ def _keras_on_one_device(build, steps_per_execution):
 # steps, 3 do not divide the epoch's 16 batches. Each call length is a trace
 # (8, 2 and 6 steps for `fit`, again for `evaluate`), so the MLP
 # (model-parallel layers too) takes those cases, and BERT runs 4 steps per call.
+# On (1, 2) the batch axis has one device: the stacked batches are still laid
+# out on it (unsharded, a step's `tf.gather` of its batch failed DTensor's rule).
 @pytest.mark.parametrize(
     "build, mesh_shape, steps_per_execution",
     [
         (tiny_models.mlp, (1, 2), 3),
         (tiny_models.mlp, (2, 1), 10),
         (tiny_models.bert_classifier, (2, 2), 4),
+        (tiny_models.bert_classifier, (1, 2), 4),
     ],
-    ids=["mlp-1x2-3", "mlp-2x1-10", "bert-2x2-4"],
+    ids=["mlp-1x2-3", "mlp-2x1-10", "bert-2x2-4", "bert-1x2-4"],
 )
 def test_fit_matches_keras_on_one_device(
     make_mesh, build, mesh_shape, steps_per_execution
@@ -189,6 +193,20 @@ def test_the_steps_of_a_call_are_one_loop_whatever_their_number(make_mesh):
     unrolled = op_types(8)
     assert "StatelessWhile" not in unrolled and "While" not in unrolled
     assert len(unrolled) > len(eight)
+
+
+def test_no_loop_name_with_digits_appended_is_another_loop_name():
+    """DTensor registers a loop it expands again under its name with a digit
+    appended (`tf_mp_steps_4` also as `tf_mp_steps_41_body`). With names that
+    ended in their number, loop 3 plus "3" was loop 33's name, and a full CI
+    run (2026-12-06) stopped on "Cannot add function 'tf_mp_steps_33_body'
+    because a different function with the same name already exists"."""
+    names = [layouts.unique_loop_name("tf_mp_steps") for _ in range(120)]
+    taken = set(names)
+    assert len(taken) == len(names)
+    for name in names:
+        for digits in ("1", "2", "3", "11", "21"):
+            assert name + digits not in taken, name
 
 
 def test_a_step_that_writes_another_variable_runs_unrolled(make_mesh):

@@ -86,7 +86,10 @@ def distribute_stacked_batches(batches, distribution):
     def shard(x):
         if x is None:
             return None
-        axes = (None, axis if parts > 1 else None) + (None,) * (x.ndim - 2)
+        # Laid out on the batch axis even where it has one device: a step's
+        # `tf.gather` of its batch must keep the layout the model's inputs get
+        # (an unsharded stack failed DTensor's GatherV2 rule for BERT on 1x2).
+        axes = (None, axis) + (None,) * (x.ndim - 2)
         return place(x, make_layout(mesh, axes), rows=rows, row_dim=1)
 
     return tree.map_structure(shard, stacked)

@@ -85,7 +85,10 @@ def unique_loop_name(prefix):
     name (`while`, `while_32`) register two different functions under one
     name in the eager context ("Cannot add function 'while32_body' because a
     different function with the same name already exists", seen with a
-    generation step and a stacked `fit` step in one process)."""
+    generation step and a stacked `fit` step in one process). A loop it
+    expands more than once gets a digit appended (`tf_mp_steps_3` also
+    registers `tf_mp_steps_31_body`), so the number here is closed by a
+    letter: `tf_mp_steps_3_loop1` can never be loop 31's name."""
     global _loops
     _loops += 1
-    return f"{prefix}_{_loops}"
+    return f"{prefix}_{_loops}_loop"

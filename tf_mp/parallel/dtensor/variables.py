@@ -119,10 +119,11 @@ class MeshVariable(dtensor.DVariable):
         return self._gathered(value)
 
     def _reads_whole(self):
-        """Whether reads go through `_read_variable_op` (pending or gathered)."""
-        if self._pending_value() is not None:
-            return True
-        return False  # EXPERIMENT
+        """Whether a sparse read must go through `_read_variable_op`: only for
+        a value written earlier in the step. A stored value's sparse read,
+        gathered or not, stays a `ResourceGather` DTensor lays out, and its
+        gradient stays sparse."""
+        return self._pending_value() is not None
 
     def sparse_read(self, indices, name=None):
         if self._reads_whole():
