@@ -112,3 +112,23 @@ def test_variables_no_file_fills_get_their_initializer(make_mesh):
     np.testing.assert_array_equal(layer.kernel.numpy(), expected.kernel.numpy())
     np.testing.assert_array_equal(layer.bias.numpy(), np.full((4,), 7.0))
     assert layer.kernel.value.layout.sharding_specs == ["unsharded", "model"]
+
+
+def test_a_host_array_assigned_to_a_weight_on_a_mesh_goes_on_its_layout(make_mesh):
+    """What a weights file gives each weight (a NumPy array, float64 here) is
+    placed shard by shard on the weight's layout, cast to its dtype; a wrong
+    shape is Keras's own error, naming both shapes, and loses nothing."""
+    mesh = make_mesh((2, 2))
+    layout_map = tf_mp.LayoutMap(mesh)
+    layout_map["dense/kernel"] = (None, "model")
+    with tf_mp.ModelParallel(mesh, layout_map).scope():
+        layer = keras.layers.Dense(8, name="dense")
+        layer.build((None, 4))
+    kernel = layer.kernel
+    value = np.arange(32, dtype="float64").reshape(4, 8) / 7
+    kernel.assign(value)
+    np.testing.assert_array_equal(kernel.numpy(), value.astype("float32"))
+    assert kernel.value.layout.sharding_specs == ["unsharded", "model"]
+    with pytest.raises(ValueError, match=r"variable.shape=\(4, 8\).*\(8, 4\)"):
+        kernel.assign(np.zeros((8, 4)))
+    np.testing.assert_array_equal(kernel.numpy(), value.astype("float32"))

@@ -12,6 +12,8 @@ What is patched -> by what: why.
 
 - Keras `Variable._initialize` (TF backend) -> `_initialize_on_mesh`: variables
   made in a scope go on its mesh, with their layout.
+- Keras `Variable._convert_to_tensor` (TF backend) -> `_convert_on_mesh`: a
+  NumPy array assigned to a weight on a mesh is placed shard by shard.
 - Keras `TensorFlowTrainer.__init__` -> `_attach_on_init`: a model made in a
   scope gets its steps on the mesh (`steps.attach_model`: its `fit`,
   `evaluate`, `predict`, `save`, `generate` are per-instance).
@@ -50,6 +52,7 @@ traced, Keras's `core.while_loop` and `tf.Tensor.__getitem__`
 import dataclasses
 import importlib
 
+import numpy as np
 import tensorflow as tf
 
 from tf_mp.parallel.dtensor import eager
@@ -63,6 +66,7 @@ from tf_mp.parallel.dtensor import quantization
 from tf_mp.parallel.dtensor import randomness
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
+from tf_mp.parallel.dtensor import transfer
 from tf_mp.parallel.dtensor import variables
 
 _HOST = "/device:CPU:0"
@@ -108,6 +112,26 @@ def _initialize_on_mesh(original):
         return None
 
     return initialize
+
+
+def _convert_on_mesh(original):
+    """A host array assigned to a weight on a mesh goes to its layout shard by
+    shard, without a whole tensor on the host first (a preset's weights are
+    read from its file as NumPy arrays)."""
+
+    def convert(self, value, dtype=None):
+        target = self.__dict__.get("_value")
+        if (
+            isinstance(target, variables.MeshVariable)
+            and isinstance(value, np.ndarray)
+            and value.shape == tuple(self._shape)
+            and tf.executing_eagerly()
+        ):
+            dtype = tf.as_dtype(dtype or self._dtype).as_numpy_dtype
+            return transfer.place(value.astype(dtype, copy=False), target.layout)
+        return original(self, value, dtype)
+
+    return convert
 
 
 def _attach_on_init(original):
@@ -188,6 +212,7 @@ def _layer_methods(classes, name, on_mesh):
 _KERAS_TF = "keras.src.backend.tensorflow"
 PATCHES = (
     Patch(f"{_KERAS_TF}.core", "Variable", "_initialize", _initialize_on_mesh),
+    Patch(f"{_KERAS_TF}.core", "Variable", "_convert_to_tensor", _convert_on_mesh),
     Patch(f"{_KERAS_TF}.trainer", "TensorFlowTrainer", "__init__", _attach_on_init),
     Patch(
         "keras.src.random.seed_generator",

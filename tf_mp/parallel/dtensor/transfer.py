@@ -39,13 +39,16 @@ def place(value, layout, rows=None, row_dim=0):
     if rows is not None:
         first_row, shape[row_dim] = rows
     shards = []
-    for index in shard_indices(layout, shape):
+    devices = layout.mesh.local_devices()
+    for device, index in zip(devices, shard_indices(layout, shape)):
         if first_row:
             index = list(index)
             held = index[row_dim]
             index[row_dim] = slice(held.start - first_row, held.stop - first_row)
             index = tuple(index)
-        shards.append(tf.convert_to_tensor(array[index]))
+        # Made on its device: `pack` then holds it, not a copy of it.
+        with tf.device(device):
+            shards.append(tf.convert_to_tensor(array[index]))
     return dtensor.pack(shards, layout)
 
 
