@@ -15,10 +15,13 @@ import functools
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.core.framework import function_pb2
+from tensorflow.python.eager import context
 
 import tf_mp
 from tests import tiny_models
-from tf_mp.parallel.dtensor import layouts
+from tf_mp.parallel.dtensor import loop_names
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
@@ -201,12 +204,32 @@ def test_no_loop_name_with_digits_appended_is_another_loop_name():
     ended in their number, loop 3 plus "3" was loop 33's name, and a full CI
     run (2026-12-06) stopped on "Cannot add function 'tf_mp_steps_33_body'
     because a different function with the same name already exists"."""
-    names = [layouts.unique_loop_name("tf_mp_steps") for _ in range(120)]
+    names = [loop_names.unique_loop_name("tf_mp_steps") for _ in range(120)]
     taken = set(names)
     assert len(taken) == len(names)
     for name in names:
         for digits in ("1", "2", "3", "11", "21"):
             assert name + digits not in taken, name
+
+
+def test_a_function_of_an_earlier_step_under_a_loop_s_name_is_replaced(make_mesh):
+    """The eager context already holds a different function under the name
+    DTensor gives this call's loop (as full test runs met, in orders one
+    module does not reproduce): the earlier one is dropped, the call runs,
+    and training still equals Keras on one device."""
+    want = _keras_on_one_device(tiny_models.mlp, 3)
+    taken = tf.function(lambda x: x * 2.0).get_concrete_function(
+        tf.TensorSpec([None], tf.float32)
+    )
+    next_loop = loop_names._loops + 1
+    for n in range(next_loop, next_loop + 4):
+        for part in ("body", "cond"):
+            stale = function_pb2.FunctionDef()
+            stale.CopyFrom(taken.function_def)
+            stale.signature.name = f"tf_mp_steps_{n}_loop_{part}"
+            context.context().add_function_def(stale)
+    got = _fit(_on_mesh(tiny_models.mlp, make_mesh((1, 2))), 3)
+    _assert_same_training(got, want)
 
 
 def test_a_step_that_writes_another_variable_runs_unrolled(make_mesh):

@@ -34,7 +34,8 @@ from tf_mp.parallel.dtensor import collectives
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
-from tf_mp.parallel.dtensor.layouts import unique_loop_name
+from tf_mp.parallel.dtensor.loop_names import call_replacing_stale_functions
+from tf_mp.parallel.dtensor.loop_names import unique_loop_name
 from tf_mp.parallel.dtensor.transfer import to_host
 
 _ORIGINAL_SLICE_UPDATE = _keras_tf_core.slice_update
@@ -222,28 +223,15 @@ def _make_generate_function(model, distribution):
     # Traced once per prompt shape, as keras-hub's own compiled function is:
     # DTensor needs static shapes (a batch dimension relaxed to `None` by
     # `reduce_retracing` fails its `StridedSlice` layout rule).
-    def new_step():
-        return tf.function(
-            tf.autograph.experimental.do_not_convert(model.generate_step)
-        )
-
-    steps = [new_step()]
+    step = tf.function(tf.autograph.experimental.do_not_convert(model.generate_step))
 
     def generate_function(inputs, stop_token_ids=None):
         _adopt_sampler_state(model, distribution)
         placed, size = distribute_batch(inputs, distribution, pad=True)
         with state.step_context(distribution), _generation_trace():
-            try:
-                outputs = steps[0](placed, stop_token_ids=stop_token_ids)
-            except tf.errors.InvalidArgumentError as error:
-                if "Cannot add function" not in str(error):
-                    raise
-                # DTensor compiled the traced step again and registered its
-                # loop's functions under the names of an earlier compilation
-                # (seen once in a full test run): traced afresh, the loop gets
-                # new names (`unique_loop_name`).
-                steps[0] = new_step()
-                outputs = steps[0](placed, stop_token_ids=stop_token_ids)
+            outputs = call_replacing_stale_functions(
+                step, placed, stop_token_ids=stop_token_ids
+            )
         return tree.map_structure(functools.partial(_on_host, size=size), outputs)
 
     model.generate_function = generate_function

@@ -72,23 +72,3 @@ def shard_indices(layout, global_shape):
             index.append(slice(start, start + chunk))
         indices.append(tuple(index))
     return indices
-
-
-_loops = 0
-
-
-def unique_loop_name(prefix):
-    """A process-wide unique name for a `tf.while_loop` in a step on a mesh.
-
-    DTensor turns a loop back into `<op name>_body` / `_cond` functions after
-    it renames its step's functions, so two steps whose loops share an op
-    name (`while`, `while_32`) register two different functions under one
-    name in the eager context ("Cannot add function 'while32_body' because a
-    different function with the same name already exists", seen with a
-    generation step and a stacked `fit` step in one process). A loop it
-    expands more than once gets a digit appended (`tf_mp_steps_3` also
-    registers `tf_mp_steps_31_body`), so the number here is closed by a
-    letter: `tf_mp_steps_3_loop1` can never be loop 31's name."""
-    global _loops
-    _loops += 1
-    return f"{prefix}_{_loops}_loop"

@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from tf_mp.parallel.dtensor import state
-from tf_mp.parallel.dtensor.layouts import unique_loop_name
+from tf_mp.parallel.dtensor.loop_names import unique_loop_name
 
 
 class PendingWrites:

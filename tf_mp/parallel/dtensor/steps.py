@@ -39,6 +39,7 @@ from tf_mp.parallel.dtensor.batches import batch_of_stacked
 from tf_mp.parallel.dtensor.batches import distribute_batch
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 from tf_mp.parallel.dtensor.batches import unstack_batches
+from tf_mp.parallel.dtensor.loop_names import call_replacing_stale_functions
 from tf_mp.parallel.dtensor.transfer import to_host
 
 # Steps per function call at most: their batches are stacked on the mesh.
@@ -235,7 +236,7 @@ def _loop_variables(model):
 
 def _call_on_mesh(function, distribution, *args):
     with state.step_context(distribution):
-        return function(*args)
+        return call_replacing_stale_functions(function, *args)
 
 
 def _build_compiled_state(model, distribution, data):
