@@ -94,7 +94,8 @@ def _keras_on_one_device(build, steps_per_execution):
     [
         (tiny_models.mlp, (1, 2), 3),
         (tiny_models.mlp, (2, 1), 10),
-        (tiny_models.bert_classifier, (2, 2), 4),
+        # Slow: BERT on 2x2 in the loop is also the dropout case below.
+        pytest.param(tiny_models.bert_classifier, (2, 2), 4, marks=pytest.mark.slow),
         (tiny_models.bert_classifier, (1, 2), 4),
     ],
     ids=["mlp-1x2-3", "mlp-2x1-10", "bert-2x2-4", "bert-1x2-4"],

@@ -10,6 +10,10 @@ from tf_mp.automl import schedules
 from tf_mp.automl import search_data
 from tf_mp.automl.schedules import LR_SCHEDULES
 from tf_mp.automl.search_data import NO_TRANSFER
+from tf_mp.automl.space_values import choices_of
+from tf_mp.automl.space_values import dividing_choices
+from tf_mp.automl.space_values import fractions_of
+from tf_mp.automl.space_values import model_axis_size
 from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
@@ -103,28 +107,28 @@ class StudentHyperModel(keras_tuner.HyperModel):
         teacher_head_size = config["hidden_dim"] // heads
         self.teacher_head_size = teacher_head_size
         self.distribution = distribution
-        self.model_parallelism = _axis_size(distribution, model_axis)
+        self.model_parallelism = model_axis_size(distribution, model_axis)
         k = self.model_parallelism
         self.space = {
-            "num_layers": _values("num_layers", num_layers, range(1, depth + 1)),
-            "num_heads": _divisible(
-                "num_heads", _values("num_heads", num_heads, _fractions(heads)), k
+            "num_layers": choices_of("num_layers", num_layers, range(1, depth + 1)),
+            "num_heads": dividing_choices(
+                "num_heads", choices_of("num_heads", num_heads, fractions_of(heads)), k
             ),
-            "head_size": _values("head_size", head_size, [teacher_head_size]),
-            "intermediate_dim": _divisible(
+            "head_size": choices_of("head_size", head_size, [teacher_head_size]),
+            "intermediate_dim": dividing_choices(
                 "intermediate_dim",
-                _values("intermediate_dim", intermediate_dim, _fractions(units)),
+                choices_of("intermediate_dim", intermediate_dim, fractions_of(units)),
                 k,
             ),
-            "init": _values("init", init, ()),
-            "temperature": _values("temperature", temperature, ()),
-            "alpha": _values("alpha", alpha, ()),
-            "learning_rate": _values("learning_rate", learning_rate, ()),
-            "lr_schedule": _values("lr_schedule", lr_schedule, ()),
-            "hidden_weight": _values("hidden_weight", hidden_weight, ()),
+            "init": choices_of("init", init, ()),
+            "temperature": choices_of("temperature", temperature, ()),
+            "alpha": choices_of("alpha", alpha, ()),
+            "learning_rate": choices_of("learning_rate", learning_rate, ()),
+            "lr_schedule": choices_of("lr_schedule", lr_schedule, ()),
+            "hidden_weight": choices_of("hidden_weight", hidden_weight, ()),
         }
         if transfer is not None:
-            self.space["transfer"] = _values("transfer", transfer, ())
+            self.space["transfer"] = choices_of("transfer", transfer, ())
             if not all(isinstance(v, str) for v in self.space["transfer"]):
                 raise ValueError(
                     "`transfer` values must be names: 'none' or names of "
@@ -269,50 +273,3 @@ def spread_layers(num_layers, teacher_depth):
     """`num_layers` teacher block indices spread evenly from block 0
     (DistilBERT: 3 of 6 -> [0, 2, 4])."""
     return [i * teacher_depth // num_layers for i in range(num_layers)]
-
-
-def _fractions(value):
-    return sorted({v for v in (value // 4, value // 2, value) if v >= 1})
-
-
-def _values(argument, value, default):
-    if value is None:
-        value = list(default)
-    if isinstance(value, (str, int, float)):
-        value = [value]
-    try:
-        values = list(dict.fromkeys(value))
-    except TypeError:
-        raise ValueError(
-            f"`{argument}` must be a value or a list of values. "
-            f"Received: {argument}={value!r}"
-        ) from None
-    if not values:
-        raise ValueError(
-            f"`{argument}` offers no value. Received: {argument}={value!r}"
-        )
-    return values
-
-
-def _divisible(argument, values, k):
-    if k == 1:
-        return values
-    kept = [v for v in values if isinstance(v, int) and v % k == 0]
-    if not kept:
-        raise ValueError(
-            f"No `{argument}` value divides the mesh's model axis ({k}). "
-            f"Received: {argument}={values}"
-        )
-    return kept
-
-
-def _axis_size(distribution, model_axis):
-    if distribution is None:
-        return 1
-    shape = distribution.mesh.shape
-    if model_axis not in shape:
-        raise ValueError(
-            f"`model_axis` must be one of the mesh axes {list(shape)}. "
-            f"Received: model_axis={model_axis!r}"
-        )
-    return int(shape[model_axis])

@@ -4,8 +4,8 @@ import argparse
 import os
 import time
 
-from tf_mp.cli import common
 from tf_mp.cli import distill
+from tf_mp.cli import outputs
 from tf_mp.cli import train
 from tf_mp.cli import tune
 
@@ -35,7 +35,7 @@ def _stage_parser():
 
 def run(args):
     parser = _stage_parser()
-    output = common.output_dir(args.output)
+    output = outputs.output_dir(args.output)
     stages = {}
     for name, argv in _stages(args, output):
         print(f"\n=== {name}: tf-mp {' '.join(argv)}\n", flush=True)
@@ -141,7 +141,9 @@ def _print_summary(output, stages):
         ),
     ]
     print("\n=== demo summary\n")
-    print(common.table(rows, ["model", "validation accuracy", "parameters", "seconds"]))
+    print(
+        outputs.table(rows, ["model", "validation accuracy", "parameters", "seconds"])
+    )
     plots = (
         "teacher/training_curves.png",
         "student/teacher_vs_student.png",

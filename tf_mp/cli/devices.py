@@ -1,6 +1,7 @@
 """`tf-mp devices`: what TensorFlow sees, and the mesh shapes that fit."""
 
 from tf_mp.cli import common
+from tf_mp.cli import outputs
 
 
 def add_parser(subparsers):
@@ -39,7 +40,7 @@ def run(args):
             f"Process {parallel.process_id()} of {processes} "
             "(tf_mp.initialize / tf-mp launch).\n"
         )
-    print(common.table(rows, [*header, "logical names"]))
+    print(outputs.table(rows, [*header, "logical names"]))
     kind = next(r[0] for r in rows if r[-2])
     count = next(r[-2] for r in rows if r[-2])
     shapes = [f"batch={b},model={count // b}" for b in _divisors(count)]

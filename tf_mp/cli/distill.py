@@ -7,6 +7,7 @@ import time
 
 import tf_mp
 from tf_mp.cli import common
+from tf_mp.cli import outputs
 from tf_mp.cli import plots
 from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
@@ -59,7 +60,7 @@ def add_parser(subparsers):
         "--no-cache", action="store_true", help="Run the teacher in every step."
     )
     parser.add_argument("--output", default="tf_mp_distill", help="Output directory.")
-    common.add_tensorboard_arguments(parser)
+    outputs.add_tensorboard_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -92,7 +93,7 @@ def _load(args, transfer_texts):
     teacher, preprocessor = common.load_teacher(args)
     classes = teacher.get_config()["num_classes"]
     train, validation = common.load_data(args, classes)
-    output = common.output_dir(args.output)
+    output = outputs.output_dir(args.output)
     x, data = common.encode_batches(preprocessor, train, args.batch_size)
     x_val, _ = common.encode_batches(preprocessor, validation, args.batch_size)
     rows = len(train)
@@ -111,7 +112,7 @@ def _load(args, transfer_texts):
         rows=rows,
         extra=extra,
         output=output,
-        logs=common.tensorboard_dir(args, output),
+        logs=outputs.tensorboard_dir(args, output),
     )
 
 
@@ -160,7 +161,7 @@ def _fit(args, job):
         data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(job.logs),
+        callbacks=outputs.tensorboard_callbacks(job.logs),
     )
     seconds = time.perf_counter() - start
     return distiller, history, seconds, rate, scoring
@@ -216,7 +217,7 @@ def _print_summary(figures, seconds, metrics, paths):
     t, s = figures["teacher"], figures["student"]
     print()
     print(
-        common.table(
+        outputs.table(
             [
                 ("validation accuracy", t["accuracy"], s["accuracy"]),
                 (

@@ -7,6 +7,7 @@ import types
 
 import tf_mp
 from tf_mp.cli import common
+from tf_mp.cli import outputs
 from tf_mp.cli import plots
 from tf_mp.cli import train_causal_lm
 from tf_mp.utils import classifiers
@@ -33,7 +34,7 @@ def add_parser(subparsers):
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--num-classes", type=int, help="Default: from the data.")
     parser.add_argument("--output", default="tf_mp_train", help="Output directory.")
-    common.add_tensorboard_arguments(parser)
+    outputs.add_tensorboard_arguments(parser)
     parser.add_argument(
         "--task",
         choices=("text-classifier", "causal-lm"),
@@ -61,7 +62,7 @@ def _load(args):
     where output goes."""
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
-    output = common.output_dir(args.output)
+    output = outputs.output_dir(args.output)
     model, preprocessor = common.load_classifier(
         args.preset, train.num_classes, args.seq_len, train.texts, distribution
     )
@@ -92,7 +93,7 @@ def _load(args):
         x_val=x_val,
         val_data=val_data,
         output=output,
-        logs=common.tensorboard_dir(args, output),
+        logs=outputs.tensorboard_dir(args, output),
     )
 
 
@@ -113,7 +114,7 @@ def _fit(args, job):
         validation_data=job.val_data,
         epochs=args.epochs,
         verbose=common.verbosity(),
-        callbacks=common.tensorboard_callbacks(job.logs),
+        callbacks=outputs.tensorboard_callbacks(job.logs),
     ).history
     seconds = time.perf_counter() - start
     return {k: [float(v) for v in values] for k, values in history.items()}, seconds
@@ -150,7 +151,7 @@ def _report(args, job, history, seconds):
     paths = {name: path for name, path in paths.items() if path}
     print()
     print(
-        common.table(
+        outputs.table(
             [
                 ("validation accuracy", metrics["validation_accuracy"]),
                 ("parameters", f"{metrics['parameters']:,}"),

@@ -6,6 +6,7 @@ import os
 import time
 
 from tf_mp.cli import common
+from tf_mp.cli import outputs
 from tf_mp.utils.files import write_json
 
 
@@ -89,7 +90,7 @@ def save(model, args, history, seconds, texts):
     kernels by Keras's saving), `history.json` and `metrics.json`."""
     import tf_mp
 
-    output = common.output_dir(args.output)
+    output = outputs.output_dir(args.output)
     directory = os.path.join(output, "model")
     tf_mp.models.unpartition(model).save_to_preset(directory)
     metrics = {
@@ -109,7 +110,7 @@ def save(model, args, history, seconds, texts):
     write_json(os.path.join(output, "history.json"), history)
     write_json(os.path.join(output, "metrics.json"), metrics)
     print(
-        common.table(
+        outputs.table(
             [
                 ("final loss", metrics["final_loss"]),
                 ("trainable parameters", f"{metrics['trainable_parameters']:,}"),

@@ -6,6 +6,7 @@ import types
 
 import tf_mp
 from tf_mp.cli import common
+from tf_mp.cli import outputs
 from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
 
@@ -122,7 +123,7 @@ def _load(args, transfer_texts):
         x_val=x_val,
         val_data=val_data,
         sets=sets,
-        output=common.output_dir(args.output),
+        output=outputs.output_dir(args.output),
     )
 
 

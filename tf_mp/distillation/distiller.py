@@ -5,24 +5,9 @@ import keras
 from tf_mp.distillation import features as features_lib
 from tf_mp.distillation import recipe as recipe_lib
 from tf_mp.distillation import terms as terms_lib
+from tf_mp.distillation.cached_inputs import split_cached
 from tf_mp.distillation.compatibility import check_compatible
 from tf_mp.parallel import keras_compat
-
-INPUTS = "inputs"
-TEACHER_OUTPUTS = "teacher_outputs"
-
-
-class _Untracked:
-    """What Keras must not track: the feature models (they share the teacher's
-    and student's layers, tracked once, as themselves), and the student's
-    features of the step being traced. Keras's trainer calls `call` (which
-    runs the student once, for logits and features) and then `compute_loss`
-    with the logits; `student_pass` carries the features from one to the
-    other, keyed by the logits tensor so a mismatch recomputes them."""
-
-    student = None
-    teacher = None
-    student_pass = None
 
 
 @keras.saving.register_keras_serializable(package="tf_mp")
@@ -134,28 +119,13 @@ class Distiller(keras.Model):
             len(features_lib.encoder_blocks(student)),
             len(features_lib.encoder_blocks(teacher)),
         )
-        if distillation_losses is None:
-            if distillation_loss_weights is not None or student_loss_weight is not None:
-                raise ValueError(
-                    "`distillation_loss_weights` and `student_loss_weight` go "
-                    "with `distillation_losses`; the short form weighs the "
-                    "student loss with `alpha`."
-                )
-            self._recipe = recipe_lib.short_form(short_form, depths)
-        else:
-            given = sorted(k for k, v in short_form.items() if v is not None)
-            if given:
-                raise ValueError(
-                    "Pass either `distillation_losses` (Keras's form) or the "
-                    f"short-form arguments, not both. Received: {given} with "
-                    "distillation_losses"
-                )
-            self._recipe = recipe_lib.keras_form(
-                distillation_losses,
-                distillation_loss_weights,
-                student_loss_weight,
-                depths,
-            )
+        self._recipe = recipe_lib.from_arguments(
+            short_form,
+            distillation_losses,
+            distillation_loss_weights,
+            student_loss_weight,
+            depths,
+        )
         recipe = self._recipe
         self.distillation_losses = recipe.terms
         self.distillation_loss_weights = recipe.weights
@@ -168,7 +138,7 @@ class Distiller(keras.Model):
             self._logits_loss = recipe.logits_term
         for term in recipe.terms:
             term.validate_model_compatibility(teacher, student)
-        self._untracked = _Untracked()
+        self._untracked = features_lib.Untracked()
         self._untracked.student = recipe_lib.feature_model(
             recipe.terms, student, "student"
         )
@@ -208,7 +178,7 @@ class Distiller(keras.Model):
         )
 
     def call(self, inputs, training=False):
-        inputs = _split(inputs)[0]
+        inputs = split_cached(inputs)[0]
         if self._untracked.student is None:
             return self.student(inputs, training=training)
         features = self._untracked.student(inputs, training=training)
@@ -235,7 +205,7 @@ class Distiller(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        inputs, cached = _split(x)
+        inputs, cached = split_cached(x)
         if y_pred is None:
             y_pred = self(inputs, training=training)
         recipe = self._recipe
@@ -312,10 +282,3 @@ def save_student(distiller, filepath):
     """Saves the distiller's student alone (no teacher, no projections) as a
     `.keras` file."""
     distiller.student.save(filepath)
-
-
-def _split(x):
-    """`(model inputs, cached teacher outputs or None)`."""
-    if isinstance(x, dict) and set(x) == {INPUTS, TEACHER_OUTPUTS}:
-        return x[INPUTS], x[TEACHER_OUTPUTS]
-    return x, None

@@ -156,3 +156,16 @@ class _WithAttentionScores(keras.layers.Layer):
             keras.KerasTensor(inputs.shape, inputs.dtype),
             keras.KerasTensor(scores, inputs.dtype),
         )
+
+
+class Untracked:
+    """What Keras must not track: the feature models (they share the teacher's
+    and student's layers, tracked once, as themselves), and the student's
+    features of the step being traced. Keras's trainer calls `call` (which
+    runs the student once, for logits and features) and then `compute_loss`
+    with the logits; `student_pass` carries the features from one to the
+    other, keyed by the logits tensor so a mismatch recomputes them."""
+
+    student = None
+    teacher = None
+    student_pass = None

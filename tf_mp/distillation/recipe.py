@@ -152,3 +152,33 @@ def projections(terms, student_features, teacher_features):
             projection.build((None, None, width_s))
             made[str(s)] = projection
     return made
+
+
+def from_arguments(
+    short_arguments,
+    distillation_losses,
+    distillation_loss_weights,
+    student_loss_weight,
+    depths,
+):
+    """The recipe of a `Distiller`'s arguments: Keras's form when
+    `distillation_losses` is given, else the short form (`short_arguments`: its
+    keyword arguments, None where not given); the two do not mix."""
+    if distillation_losses is None:
+        if distillation_loss_weights is not None or student_loss_weight is not None:
+            raise ValueError(
+                "`distillation_loss_weights` and `student_loss_weight` go "
+                "with `distillation_losses`; the short form weighs the "
+                "student loss with `alpha`."
+            )
+        return short_form(short_arguments, depths)
+    given = sorted(k for k, v in short_arguments.items() if v is not None)
+    if given:
+        raise ValueError(
+            "Pass either `distillation_losses` (Keras's form) or the "
+            f"short-form arguments, not both. Received: {given} with "
+            "distillation_losses"
+        )
+    return keras_form(
+        distillation_losses, distillation_loss_weights, student_loss_weight, depths
+    )

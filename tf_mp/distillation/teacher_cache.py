@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mp.distillation import features as features_lib
-from tf_mp.distillation.distiller import INPUTS
-from tf_mp.distillation.distiller import TEACHER_OUTPUTS
+from tf_mp.distillation.cached_inputs import INPUTS
+from tf_mp.distillation.cached_inputs import TEACHER_OUTPUTS
 from tf_mp.utils.checks import check_number
 from tf_mp.utils.files import write_json
 

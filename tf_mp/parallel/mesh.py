@@ -36,30 +36,8 @@ class Mesh:
     """
 
     def __init__(self, shape, devices=None, device_type=None):
-        pairs = list(shape.items()) if isinstance(shape, dict) else list(shape)
-        if not pairs:
-            raise ValueError(
-                f"`shape` must name at least one axis. Received: {shape!r}"
-            )
-        for pair in pairs:
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise TypeError(
-                    "`shape` must be a dict or a sequence of (axis_name, size) "
-                    f"pairs. Received: shape={shape!r}"
-                )
-            name, size = pair
-            if not isinstance(name, str) or not name:
-                raise TypeError(
-                    f"Axis names must be non-empty strings. Received: {name!r}"
-                )
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(
-                    f"Axis sizes must be positive ints. Received: {name}={size!r}"
-                )
-        names = [name for name, _ in pairs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"Axis names must be unique. Received: {names}")
-        self._axis_names = tuple(names)
+        pairs = _axis_pairs(shape)
+        self._axis_names = tuple(name for name, _ in pairs)
         self._sizes = tuple(size for _, size in pairs)
         self._size = math.prod(self._sizes)
 
@@ -70,39 +48,7 @@ class Mesh:
                 f"number from each, so its size must be a multiple of {processes}. "
                 f"Received: shape={self.shape} ({self._size} devices)"
             )
-        local_size = self._size // processes
-        if devices is None:
-            self._device_type = (
-                device_type or devices_lib.default_device_type()
-            ).upper()
-            available = devices_lib.list_devices(self._device_type, local=True)
-            if len(available) < local_size:
-                where = (
-                    f" in each of the {processes} processes" if processes > 1 else ""
-                )
-                raise ValueError(
-                    f"A mesh of shape {self.shape} needs {local_size} devices{where}, "
-                    f"but only {len(available)} {self._device_type} device(s) are "
-                    "available. Split a device with "
-                    f"`tf_mp.configure_virtual_devices({local_size})` before "
-                    "TensorFlow starts, or use a smaller mesh."
-                )
-            specs = [_device_spec(d) for d in available[:local_size]]
-        else:
-            specs = [_device_spec(d) for d in devices]
-            if len(specs) != local_size:
-                whose = (
-                    f" divided by the {processes} processes (`devices` names this "
-                    "process's own)"
-                    if processes > 1
-                    else ""
-                )
-                raise ValueError(
-                    f"The product of the mesh shape ({self._size} for {self.shape})"
-                    f"{whose} must equal the number of devices. Received: "
-                    f"{len(specs)} devices {[str(s) for s in specs]}"
-                )
-            self._device_type = (device_type or specs[0].device_type).upper()
+        specs = self._local_device_specs(devices, device_type, processes)
         local = [f"{s.device_type}:{s.device_index}" for s in specs]
         if processes > 1:
             self._dtensor_mesh = _engine.create_global_mesh(
@@ -120,6 +66,43 @@ class Mesh:
                 self._axis_names, self._sizes, self._devices, self._device_type
             )
         self._num_processes = processes
+
+    def _local_device_specs(self, devices, device_type, processes):
+        """This process's devices of the mesh (the first available ones of
+        `device_type` when `devices` is None); sets `_device_type`."""
+        local_size = self._size // processes
+        if devices is None:
+            self._device_type = (
+                device_type or devices_lib.default_device_type()
+            ).upper()
+            available = devices_lib.list_devices(self._device_type, local=True)
+            if len(available) < local_size:
+                where = (
+                    f" in each of the {processes} processes" if processes > 1 else ""
+                )
+                raise ValueError(
+                    f"A mesh of shape {self.shape} needs {local_size} devices{where}, "
+                    f"but only {len(available)} {self._device_type} device(s) are "
+                    "available. Split a device with "
+                    f"`tf_mp.configure_virtual_devices({local_size})` before "
+                    "TensorFlow starts, or use a smaller mesh."
+                )
+            return [_device_spec(d) for d in available[:local_size]]
+        specs = [_device_spec(d) for d in devices]
+        if len(specs) != local_size:
+            whose = (
+                f" divided by the {processes} processes (`devices` names this "
+                "process's own)"
+                if processes > 1
+                else ""
+            )
+            raise ValueError(
+                f"The product of the mesh shape ({self._size} for {self.shape})"
+                f"{whose} must equal the number of devices. Received: "
+                f"{len(specs)} devices {[str(s) for s in specs]}"
+            )
+        self._device_type = (device_type or specs[0].device_type).upper()
+        return specs
 
     @classmethod
     def from_keras(cls, device_mesh):
@@ -206,3 +189,27 @@ def _device_spec(device):
             f"Device names look like 'CPU:0' or 'GPU:1'. Received: {device!r}"
         )
     return spec
+
+
+def _axis_pairs(shape):
+    """`shape` (a dict or `(axis_name, size)` pairs) as checked pairs."""
+    pairs = list(shape.items()) if isinstance(shape, dict) else list(shape)
+    if not pairs:
+        raise ValueError(f"`shape` must name at least one axis. Received: {shape!r}")
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(
+                "`shape` must be a dict or a sequence of (axis_name, size) "
+                f"pairs. Received: shape={shape!r}"
+            )
+        name, size = pair
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Axis names must be non-empty strings. Received: {name!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(
+                f"Axis sizes must be positive ints. Received: {name}={size!r}"
+            )
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Axis names must be unique. Received: {names}")
+    return pairs

@@ -70,6 +70,9 @@ def _remove_functions_of_loop(name):
     stem = re.escape(loop.group(1) if loop else name)
     pattern = re.compile(rf"{stem}\d*_(?:body|cond)")
     ctx = context.context()
-    for registered in ctx.list_function_names():
+    for registered in set(ctx.list_function_names()):
         if registered == name or pattern.fullmatch(registered):
-            ctx.remove_function(registered)
+            try:
+                ctx.remove_function(registered)
+            except tf.errors.InvalidArgumentError:
+                pass  # Listed, but not in the context's own library.
