@@ -8,10 +8,10 @@ same name already exists"). Two loops named alike did that (a generation
 step's `while` and a stacked `fit` step's `while_32`), so every loop gets a
 process-wide unique name (`unique_loop_name`). DTensor also registers a loop
 it expands again under its name with a digit appended (`tf_mp_steps_4` as
-`tf_mp_steps_41_body` too), and full test runs still met a clash now and
-then, in orders a single module's tests do not reproduce; a call that meets
-one drops the earlier function of that name and runs again
-(`call_replacing_stale_functions`).
+`tf_mp_steps_41_body` too), hence a letter after the number. Full test runs
+still met a clash now and then, in orders a single module's tests do not
+reproduce: a call that meets one removes every function DTensor made of that
+loop and traces the step afresh (`call_replacing_stale_functions`).
 """
 
 import re

@@ -29,8 +29,8 @@ class DeferredVariables:
         uninitialized buffer per local device (`Empty`), packed; the file's
         values then overwrite it in place, so its pages are touched once.
         (`tf.zeros` run on the mesh kept a buffer per variable alive after the
-        variable was gone, and the first assignment allocated anew: bert_base
-        peaked at 1.81x of its bytes, 1.30x now.) Never read before written:
+        variable was gone, and the first assignment allocated anew; figures in
+        `benchmarks/README.md`.) Never read before written:
         `initialize_unfilled` writes what the file did not."""
         self._initializers.append((keras_variable, initializer))
         shape = layout.local_shape_from_global_shape(list(keras_variable._shape))
