@@ -13,7 +13,9 @@ What is patched -> by what: why.
 - Keras `Variable._initialize` (TF backend) -> `_initialize_on_mesh`: variables
   made in a scope go on its mesh, with their layout.
 - Keras `Variable._convert_to_tensor` (TF backend) -> `_convert_on_mesh`: a
-  NumPy array assigned to a weight on a mesh is placed shard by shard.
+  NumPy array converted for a weight on a mesh is placed shard by shard.
+- Keras `Variable.assign` (TF backend) -> `_assign_on_mesh`: a NumPy array
+  assigned to a weight on a mesh is written into it shard by shard.
 - Keras `TensorFlowTrainer.__init__` -> `_attach_on_init`: a model made in a
   scope gets its steps on the mesh (`steps.attach_model`: its `fit`,
   `evaluate`, `predict`, `save`, `generate` are per-instance).
@@ -37,6 +39,9 @@ What is patched -> by what: why.
 - `quantize` of the layers in `quantization.QUANTIZED` ->
   `quantization.quantize_on_mesh`: int8 kernels and scales laid out like the
   float kernel.
+- `load_own_variables` of the Keras layers in `weight_files.ASSIGNING` ->
+  `weight_files.reading_by_shard`: on a mesh, each shard of a weight is read
+  from the weights file by itself.
 - keras-hub `KerasPresetLoader.load_backbone`, `.load_task` ->
   `preset_loading.deferring`: presets load straight onto the mesh.
 
@@ -54,6 +59,7 @@ import importlib
 
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 
 from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import generation
@@ -68,6 +74,7 @@ from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor import transfer
 from tf_mp.parallel.dtensor import variables
+from tf_mp.parallel.dtensor import weight_files
 
 _HOST = "/device:CPU:0"
 
@@ -114,24 +121,55 @@ def _initialize_on_mesh(original):
     return initialize
 
 
+def _mesh_target(keras_variable, value):
+    """`keras_variable`'s `MeshVariable` when `value` is a host array of its
+    shape (NumPy, or a weight of a weights file) met eagerly, else `None`."""
+    target = keras_variable.__dict__.get("_value")
+    if (
+        isinstance(target, variables.MeshVariable)
+        and isinstance(value, np.ndarray | weight_files.FileArray)
+        and value.shape == tuple(keras_variable._shape)
+        and tf.executing_eagerly()
+    ):
+        return target
+    return None
+
+
 def _convert_on_mesh(original):
-    """A host array assigned to a weight on a mesh goes to its layout shard by
-    shard, without a whole tensor on the host first (a preset's weights are
-    read from its file as NumPy arrays)."""
+    """A host array converted for a weight on a mesh goes to its layout shard
+    by shard, without a whole tensor on the host first; a `FileArray` is read
+    from its file shard by shard too."""
 
     def convert(self, value, dtype=None):
-        target = self.__dict__.get("_value")
-        if (
-            isinstance(target, variables.MeshVariable)
-            and isinstance(value, np.ndarray)
-            and value.shape == tuple(self._shape)
-            and tf.executing_eagerly()
-        ):
+        target = _mesh_target(self, value)
+        if target is not None:
             dtype = tf.as_dtype(dtype or self._dtype).as_numpy_dtype
-            return transfer.place(value.astype(dtype, copy=False), target.layout)
+            return transfer.place(value, target.layout, dtype=dtype)
+        if isinstance(value, weight_files.FileArray):
+            value = np.asarray(value)
         return original(self, value, dtype)
 
     return convert
+
+
+def _assign_on_mesh(original):
+    """A host array assigned to a weight on a mesh (what a weights file gives
+    each weight) is written into each device's part of it one shard at a time
+    (`MeshVariable.assign_host_array`), outside Keras's stateless scopes and
+    tf_mp's deferred writes."""
+
+    def assign(self, value):
+        target = _mesh_target(self, value)
+        if (
+            target is None
+            or in_stateless_scope()
+            or writes_lib.pending_writes() is not None
+        ):
+            return original(self, value)
+        target.assign_host_array(value, dtype=target.dtype.as_numpy_dtype)
+        return target.read_value()
+
+    return assign
 
 
 def _attach_on_init(original):
@@ -213,6 +251,7 @@ _KERAS_TF = "keras.src.backend.tensorflow"
 PATCHES = (
     Patch(f"{_KERAS_TF}.core", "Variable", "_initialize", _initialize_on_mesh),
     Patch(f"{_KERAS_TF}.core", "Variable", "_convert_to_tensor", _convert_on_mesh),
+    Patch(f"{_KERAS_TF}.core", "Variable", "assign", _assign_on_mesh),
     Patch(f"{_KERAS_TF}.trainer", "TensorFlowTrainer", "__init__", _attach_on_init),
     Patch(
         "keras.src.random.seed_generator",
@@ -241,6 +280,10 @@ PATCHES = (
     Patch(f"{_KERAS_TF}.nn", None, "one_hot", _replacing(op_rewrites.one_hot)),
     *_layer_methods(lora.ADAPTED, "enable_lora", lora.enable_lora_on_mesh),
     *_layer_methods(quantization.QUANTIZED, "quantize", quantization.quantize_on_mesh),
+    *(
+        Patch(module, owner, "load_own_variables", weight_files.reading_by_shard)
+        for module, owner in weight_files.ASSIGNING
+    ),
     *(
         Patch(
             "keras_hub.src.utils.preset_utils",

@@ -9,6 +9,7 @@ from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.layouts import shard_indices
 from tf_mp.parallel.dtensor.layouts import variable_layout
 from tf_mp.parallel.dtensor.processes import spans_processes
+from tf_mp.parallel.dtensor.weight_files import FileArray
 
 
 def is_on_mesh(value):
@@ -16,10 +17,13 @@ def is_on_mesh(value):
     return tf.is_tensor(value) and dtensor.is_dtensor(value)
 
 
-def place(value, layout, rows=None, row_dim=0):
+def place(value, layout, rows=None, row_dim=0, dtype=None):
     """Places a host value (or a DTensor with another layout) on `layout`.
 
-    Host values are sliced on the host and each device receives only its shard.
+    Host values are sliced on the host and each device receives only its shard
+    (as `dtype`, when given). A `weight_files.FileArray` is read shard by
+    shard from its file.
+
     With `rows=(first_row, global_rows)`, the host value holds only rows
     `first_row...` of dimension `row_dim` of the global value: this process's
     rows, when each process of the mesh reads its own (`datasets.py`).
@@ -28,7 +32,20 @@ def place(value, layout, rows=None, row_dim=0):
         if dtensor.fetch_layout(value) == layout:
             return value
         return dtensor.relayout(value, layout)
-    array = np.asarray(value)
+    devices = layout.mesh.local_devices()
+    shards = [None] * len(devices)
+    for position, shard in host_shards(value, layout, rows, row_dim, dtype):
+        shards[position] = shard
+    return dtensor.pack(shards, layout)
+
+
+def host_shards(value, layout, rows=None, row_dim=0, dtype=None):
+    """Yields `(position, tensor)`: the shard of the host `value` that the
+    `position`-th local device of `layout`'s mesh holds, made on that device.
+    Devices holding the same part (a replicated dimension) get it from one
+    read, and one part at a time is on the host. `rows`, `row_dim`, `dtype`:
+    as `place`'s."""
+    array = value if isinstance(value, FileArray) else np.asarray(value)
     if array.ndim != layout.rank:
         raise ValueError(
             f"Cannot place a value of shape {array.shape} on a layout of rank "
@@ -38,18 +55,23 @@ def place(value, layout, rows=None, row_dim=0):
     first_row = 0
     if rows is not None:
         first_row, shape[row_dim] = rows
-    shards = []
     devices = layout.mesh.local_devices()
-    for device, index in zip(devices, shard_indices(layout, shape)):
+    holders = {}  # part (start, stop per dimension) -> (index, positions)
+    for position, index in enumerate(shard_indices(layout, shape)):
         if first_row:
             index = list(index)
             held = index[row_dim]
             index[row_dim] = slice(held.start - first_row, held.stop - first_row)
             index = tuple(index)
-        # Made on its device: `pack` then holds it, not a copy of it.
-        with tf.device(device):
-            shards.append(tf.convert_to_tensor(array[index]))
-    return dtensor.pack(shards, layout)
+        key = tuple((s.start, s.stop) for s in index)
+        holders.setdefault(key, (index, []))[1].append(position)
+    for index, positions in holders.values():
+        part = np.asarray(array[index], dtype=dtype)
+        for position in positions:
+            # Made on its device: `pack` then holds it, not a copy of it.
+            with tf.device(devices[position]):
+                yield position, tf.convert_to_tensor(part)
+        del part
 
 
 def to_host(value):
