@@ -12,9 +12,9 @@ What is patched -> by what: why.
 
 - Keras `Variable._initialize` (TF backend) -> `_initialize_on_mesh`: variables
   made in a scope go on its mesh, with their layout.
-- Keras `Variable._convert_to_tensor` (TF backend) -> `_convert_on_mesh`: a
+- Keras `Variable._convert_to_tensor` (TF backend) -> `host_writes.convert_on_mesh`: a
   NumPy array converted for a weight on a mesh is placed shard by shard.
-- Keras `Variable.assign` (TF backend) -> `_assign_on_mesh`: a NumPy array
+- Keras `Variable.assign` (TF backend) -> `host_writes.assign_on_mesh`: a NumPy array
   assigned to a weight on a mesh is written into it shard by shard.
 - Keras `TensorFlowTrainer.__init__` -> `_attach_on_init`: a model made in a
   scope gets its steps on the mesh (`steps.attach_model`: its `fit`,
@@ -57,12 +57,11 @@ traced, Keras's `core.while_loop` and `tf.Tensor.__getitem__`
 import dataclasses
 import importlib
 
-import numpy as np
 import tensorflow as tf
-from keras.src.backend.common.stateless_scope import in_stateless_scope
 
 from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import generation
+from tf_mp.parallel.dtensor import host_writes
 from tf_mp.parallel.dtensor import keras_backend
 from tf_mp.parallel.dtensor import lora
 from tf_mp.parallel.dtensor import op_rewrites
@@ -72,7 +71,6 @@ from tf_mp.parallel.dtensor import quantization
 from tf_mp.parallel.dtensor import randomness
 from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
-from tf_mp.parallel.dtensor import transfer
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor import weight_files
 
@@ -119,57 +117,6 @@ def _initialize_on_mesh(original):
         return None
 
     return initialize
-
-
-def _mesh_target(keras_variable, value):
-    """`keras_variable`'s `MeshVariable` when `value` is a host array of its
-    shape (NumPy, or a weight of a weights file) met eagerly, else `None`."""
-    target = keras_variable.__dict__.get("_value")
-    if (
-        isinstance(target, variables.MeshVariable)
-        and isinstance(value, np.ndarray | weight_files.FileArray)
-        and value.shape == tuple(keras_variable._shape)
-        and tf.executing_eagerly()
-    ):
-        return target
-    return None
-
-
-def _convert_on_mesh(original):
-    """A host array converted for a weight on a mesh goes to its layout shard
-    by shard, without a whole tensor on the host first; a `FileArray` is read
-    from its file shard by shard too."""
-
-    def convert(self, value, dtype=None):
-        target = _mesh_target(self, value)
-        if target is not None:
-            dtype = tf.as_dtype(dtype or self._dtype).as_numpy_dtype
-            return transfer.place(value, target.layout, dtype=dtype)
-        if isinstance(value, weight_files.FileArray):
-            value = np.asarray(value)
-        return original(self, value, dtype)
-
-    return convert
-
-
-def _assign_on_mesh(original):
-    """A host array assigned to a weight on a mesh (what a weights file gives
-    each weight) is written into each device's part of it one shard at a time
-    (`MeshVariable.assign_host_array`), outside Keras's stateless scopes and
-    tf_mp's deferred writes."""
-
-    def assign(self, value):
-        target = _mesh_target(self, value)
-        if (
-            target is None
-            or in_stateless_scope()
-            or writes_lib.pending_writes() is not None
-        ):
-            return original(self, value)
-        target.assign_host_array(value, dtype=target.dtype.as_numpy_dtype)
-        return target.read_value()
-
-    return assign
 
 
 def _attach_on_init(original):
@@ -250,8 +197,13 @@ def _layer_methods(classes, name, on_mesh):
 _KERAS_TF = "keras.src.backend.tensorflow"
 PATCHES = (
     Patch(f"{_KERAS_TF}.core", "Variable", "_initialize", _initialize_on_mesh),
-    Patch(f"{_KERAS_TF}.core", "Variable", "_convert_to_tensor", _convert_on_mesh),
-    Patch(f"{_KERAS_TF}.core", "Variable", "assign", _assign_on_mesh),
+    Patch(
+        f"{_KERAS_TF}.core",
+        "Variable",
+        "_convert_to_tensor",
+        host_writes.convert_on_mesh,
+    ),
+    Patch(f"{_KERAS_TF}.core", "Variable", "assign", host_writes.assign_on_mesh),
     Patch(f"{_KERAS_TF}.trainer", "TensorFlowTrainer", "__init__", _attach_on_init),
     Patch(
         "keras.src.random.seed_generator",
