@@ -9,9 +9,11 @@ loading, in bytes and as a multiple of the model's float32 bytes:
 
 * `one_device`: `from_preset`;
 * `tf_mp_scope`: `from_preset` inside a `tf_mp.ModelParallel` scope on
-  `batch=1, model=4` (variables created on the mesh, filled from the file);
+  `batch=1, model=4` with `tf_mp.models.backbone_layout_map` (variables
+  created on the mesh, filled from the file);
 * `keras_distribution`: `from_preset` under Keras's `ModelParallel` with
-  keras-hub's own `get_layout_map`, through `tf_mp.enable_keras_distribution()`;
+  keras-hub's own `get_layout_map` (BERT has none: tf_mp's map as Keras
+  rules), through `tf_mp.enable_keras_distribution()`;
 * `partition`: `from_preset` on one device, then `tf_mp.models.partition`.
 
 On logical CPU devices every shard lives in this process, so the mesh copy
@@ -35,6 +37,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 WAYS = ("one_device", "tf_mp_scope", "keras_distribution", "partition")
+RULES = "tf_mp_layout_rules.json"  # tf_mp's map for the saved backbone.
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -81,9 +84,10 @@ def _backbone(name):
     )
 
 
-def _layout_maps(cls, mesh):
-    """`(tf_mp LayoutMap, keras LayoutMap)`: keras-hub's `get_layout_map` where
-    the family has one (Llama), else tf_mp's BERT map in both forms."""
+def _layout_maps(cls, mesh, rules):
+    """`(tf_mp LayoutMap, keras LayoutMap)`: tf_mp's map for the family
+    (`rules`, made from the saved backbone), and keras-hub's `get_layout_map`
+    where the family has one (Llama), else tf_mp's map as Keras rules."""
     import keras
 
     import tf_mp
@@ -91,13 +95,14 @@ def _layout_maps(cls, mesh):
     device_mesh = keras.distribution.DeviceMesh(
         (1, 4), ("batch", "model"), [f"cpu:{i}" for i in range(4)]
     )
+    tf_mp_map = tf_mp.LayoutMap(mesh)
+    for key, axes in rules.items():
+        tf_mp_map[key] = tuple(axes)
     if hasattr(cls, "get_layout_map"):
-        keras_map = cls.get_layout_map(device_mesh)
-        return tf_mp.LayoutMap.from_keras(keras_map), keras_map
-    tf_mp_map = tf_mp.bert_layout_map(mesh)
+        return tf_mp_map, cls.get_layout_map(device_mesh)
     keras_map = keras.distribution.LayoutMap(device_mesh)
-    for key in tf_mp_map:
-        keras_map[key] = tuple(tf_mp_map[key])
+    for key, axes in rules.items():
+        keras_map[key] = tuple(axes)
     return tf_mp_map, keras_map
 
 
@@ -111,7 +116,9 @@ def _load(way, preset):
     mesh = tf_mp.Mesh({"batch": 1, "model": 4})
     with open(os.path.join(preset, "config.json")) as f:
         cls = keras.saving.get_registered_object(json.load(f)["registered_name"])
-    tf_mp_map, keras_map = _layout_maps(cls, mesh)
+    with open(os.path.join(preset, RULES)) as f:
+        rules = json.load(f)
+    tf_mp_map, keras_map = _layout_maps(cls, mesh, rules)
     before, _ = _memory()
     if way == "one_device":
         model = keras_hub.models.Backbone.from_preset(preset)
@@ -162,10 +169,18 @@ def main():
     if args.child:
         print(json.dumps(_load(*args.child)))
         return
+    import tf_mp
+
+    tf_mp.configure_virtual_devices(4)
     preset = tempfile.mkdtemp(prefix=f"bench_load_{args.model}_")
     backbone = _backbone(args.model)
     model_bytes = int(sum(w.numpy().nbytes for w in backbone.weights))
     backbone.save_to_preset(preset)
+    layout_map = tf_mp.models.backbone_layout_map(
+        backbone, tf_mp.Mesh({"batch": 1, "model": 4})
+    )
+    with open(os.path.join(preset, RULES), "w") as f:
+        json.dump({key: list(layout_map[key]) for key in layout_map}, f)
     del backbone
     results = {"model": args.model, "model_bytes": model_bytes, "ways": {}}
     for way in args.ways.split(","):

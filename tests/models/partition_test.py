@@ -147,6 +147,10 @@ def test_causal_lm_trains_on_a_mesh_as_on_one_device(make_mesh, family):
     np.testing.assert_allclose(
         _fit(model, x, y, weights), _fit(reference, x, y, weights), rtol=1e-5
     )
+    # An untied output projection (hidden, vocabulary) is split by vocabulary.
+    for weight in model.weights:
+        if weight.path.endswith("reverse_embeddings"):
+            assert weight.value.layout.sharding_specs == ["unsharded", "model"]
 
 
 def test_grouped_query_heads_that_do_not_divide_the_axis_stay_whole(make_mesh):

@@ -16,6 +16,8 @@ from tf_mp.layers.parallel_transformer_encoder import encoder_weight_axes
 from tf_mp.parallel.layout_map import LayoutMap
 
 TOKEN_EMBEDDING = r"token_embedding/embeddings$"
+# An untied output projection, (hidden, vocabulary).
+REVERSE_EMBEDDING = r"token_embedding/reverse_embeddings$"
 
 
 def transformer_block_axes(model_axis):
@@ -105,7 +107,10 @@ def backbone_layout_map(
     `shard_embeddings`, the token embedding table is split along its hidden
     (or embedding) dimension when that divides the `model_axis` size, and its
     lookup's output is gathered so the residual stream stays whole on every
-    device, as `tf_mp.bert_layout_map` does. Key/value kernels of
+    device, as `tf_mp.bert_layout_map` does; an untied output projection
+    (`reverse_embeddings`, hidden x vocabulary: Llama, Mistral, Phi-3) is
+    split by vocabulary, as Megatron-LM's output layer, so each device
+    computes and holds 1/k of the logits' columns. Key/value kernels of
     grouped-query attention are split only when their head count divides the
     axis size too (one key/value head, as in Gemma 2B, stays replicated).
 
@@ -137,17 +142,17 @@ def backbone_layout_map(
         block_axes = transformer_block_axes(model_axis)
     for regex, axes in block_axes.items():
         layout_map[regex] = axes
-    table = _token_embedding(backbone)
+    table = _weight(backbone, "token_embedding/embeddings")
     model_size = layout_map.mesh.shape[model_axis]
     if shard_embeddings and table is not None and table.shape[-1] % model_size == 0:
         layout_map[TOKEN_EMBEDDING] = (None, model_axis)
         batch = batch_axis if batch_axis in layout_map.mesh.shape else None
         layout_map[r"token_embedding/output$"] = (batch, None, None)
+    output = _weight(backbone, "token_embedding/reverse_embeddings")
+    if shard_embeddings and output is not None and output.shape[1] % model_size == 0:
+        layout_map[REVERSE_EMBEDDING] = (None, model_axis)
     return layout_map
 
 
-def _token_embedding(backbone):
-    return next(
-        (w for w in backbone.weights if w.path.endswith("token_embedding/embeddings")),
-        None,
-    )
+def _weight(backbone, path_end):
+    return next((w for w in backbone.weights if w.path.endswith(path_end)), None)
