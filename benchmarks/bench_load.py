@@ -87,7 +87,7 @@ def _backbone(name):
 def _layout_maps(cls, mesh, rules):
     """`(tf_mp LayoutMap, keras LayoutMap)`: tf_mp's map for the family
     (`rules`, made from the saved backbone), and keras-hub's `get_layout_map`
-    where the family has one (Llama), else tf_mp's map as Keras rules."""
+    where the family has one (Llama), else tf_mp's rules as Keras's."""
     import keras
 
     import tf_mp
@@ -100,9 +100,11 @@ def _layout_maps(cls, mesh, rules):
         tf_mp_map[key] = tuple(axes)
     if hasattr(cls, "get_layout_map"):
         return tf_mp_map, cls.get_layout_map(device_mesh)
+    # Keras matches a rule to the whole path (`re.fullmatch`), tf_mp anywhere
+    # in it (`re.search`).
     keras_map = keras.distribution.LayoutMap(device_mesh)
     for key, axes in rules.items():
-        keras_map[key] = tuple(axes)
+        keras_map[f".*(?:{key})"] = tuple(axes)
     return tf_mp_map, keras_map
 
 
@@ -135,7 +137,9 @@ def _load(way, preset):
         )
     after, peak = _memory()
     split = sum(
-        1 for w in model.weights if "model" in str(getattr(w.value, "layout", ""))
+        1
+        for w in model.weights
+        if "model" in getattr(getattr(w.value, "layout", None), "sharding_specs", ())
     )
     return {
         "peak_rise": peak - before,
