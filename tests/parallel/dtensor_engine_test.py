@@ -67,22 +67,6 @@ def test_mesh_variable_assign_accepts_host_values(make_mesh):
     np.testing.assert_array_equal(variable.numpy(), np.full((4, 8), 1.5, "float32"))
 
 
-@pytest.mark.parametrize(
-    "axes", [(None, None), ("batch", None), (None, "model"), ("model", "batch")]
-)
-def test_a_host_array_written_shard_by_shard_equals_an_assign(make_mesh, axes):
-    """`assign_host_array` writes each device's part by itself (what a
-    weights file gives a weight on a mesh), cast to the variable's dtype; the
-    variable keeps its layout and equals one assigned the whole value."""
-    mesh = make_mesh((2, 4)).dtensor_mesh
-    layout = bridge.make_layout(mesh, axes)
-    value = np.arange(8 * 16, dtype="float64").reshape(8, 16) / 3
-    variable = bridge.MeshVariable(bridge.place(np.zeros((8, 16), "float32"), layout))
-    variable.assign_host_array(value, dtype="float32")
-    assert bridge.layout_axes(dtensor.fetch_layout(variable.read_value())) == axes
-    np.testing.assert_array_equal(variable.numpy(), value.astype("float32"))
-
-
 def test_a_weight_on_a_mesh_has_the_name_it_has_on_one_device(make_mesh):
     def dense():
         layer = keras.layers.Dense(4, name="up")

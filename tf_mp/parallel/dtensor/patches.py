@@ -14,8 +14,6 @@ What is patched -> by what: why.
   made in a scope go on its mesh, with their layout.
 - Keras `Variable._convert_to_tensor` (TF backend) -> `host_writes.convert_on_mesh`: a
   NumPy array converted for a weight on a mesh is placed shard by shard.
-- Keras `Variable.assign` (TF backend) -> `host_writes.assign_on_mesh`: a NumPy array
-  assigned to a weight on a mesh is written into it shard by shard.
 - Keras `TensorFlowTrainer.__init__` -> `_attach_on_init`: a model made in a
   scope gets its steps on the mesh (`steps.attach_model`: its `fit`,
   `evaluate`, `predict`, `save`, `generate` are per-instance).
@@ -203,7 +201,6 @@ PATCHES = (
         "_convert_to_tensor",
         host_writes.convert_on_mesh,
     ),
-    Patch(f"{_KERAS_TF}.core", "Variable", "assign", host_writes.assign_on_mesh),
     Patch(f"{_KERAS_TF}.trainer", "TensorFlowTrainer", "__init__", _attach_on_init),
     Patch(
         "keras.src.random.seed_generator",

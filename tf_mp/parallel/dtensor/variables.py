@@ -6,7 +6,6 @@ import tensorflow as tf
 from tensorflow.experimental import dtensor
 from tensorflow.python.eager import record as _record
 from tensorflow.python.framework import ops
-from tensorflow.python.ops import gen_resource_variable_ops
 from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
 from tf_mp.parallel.dtensor import pending_writes as writes_lib
@@ -14,7 +13,6 @@ from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.layouts import variable_layout
-from tf_mp.parallel.dtensor.transfer import host_shards
 from tf_mp.parallel.dtensor.transfer import is_on_mesh
 from tf_mp.parallel.dtensor.transfer import place
 from tf_mp.parallel.dtensor.transfer import to_host
@@ -81,19 +79,6 @@ class MeshVariable(dtensor.DVariable):
             return writes.write(self, value)
         self.tf_mp_written = True
         return super().assign(self._to_mesh(value), use_locking, name, read_value)
-
-    def assign_host_array(self, value, dtype=None):
-        """Writes a host array (NumPy, or a `weight_files.FileArray`) of this
-        variable's global shape into each device's part of it, one shard at a
-        time: `assign` would first build the whole value on the mesh, a
-        second copy of the variable. Eager only, with no step being traced."""
-        self.tf_mp_written = True
-        components = dtensor.unpack(self.handle)
-        for position, shard in host_shards(value, self.layout, dtype=dtype):
-            with tf.device(components[position].device):
-                gen_resource_variable_ops.assign_variable_op(
-                    components[position], shard
-                )
 
     def assign_add(self, delta, use_locking=None, name=None, read_value=True):
         writes = writes_lib.pending_writes()
