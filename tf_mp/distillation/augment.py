@@ -32,9 +32,9 @@ def augment(
     """Augmented copies of `texts`: Tang et al. 2019's operations, and
     TinyBERT's masked-language-model word replacement when given a model.
 
-    Each copy of a text is made word by word (words are split on whitespace):
-    with probability `mask_rate` a word becomes `mask_token`, else with
-    probability `replace_rate` it is replaced, else it stays. Then, with
+    Each copy is made word by word (split on whitespace): with probability
+    `mask_rate` a word becomes `mask_token`, else with `replace_rate` it is
+    replaced, else it stays. Then, with
     probability `ngram_rate`, the copy is cut to a random n-gram of it (n
     drawn from 1 to `max_ngram`). Without `masked_lm`, a copy equal to its
     source is drawn again (up to 10 times), so most copies are new rows.
@@ -48,9 +48,8 @@ def augment(
     neighbours. TinyBERT's setting: `mask_rate=0, replace_rate=0.4,
     ngram_rate=0, masked_lm=...`.
 
-    Reproducible: copy `j` of text `i` depends only on `seed`, `i`, `j`, the
-    text and the settings, so the same call gives the same rows, and a longer
-    list of texts keeps the copies of its first texts.
+    Copy `j` of text `i` depends only on `seed`, `i`, `j`, the text and the
+    settings: the same call gives the same rows.
 
     Args:
         texts: a list (or array) of strings.
@@ -61,7 +60,7 @@ def augment(
             read it as one token: for keras-hub's WordPiece tokenizers set
             `tokenizer.special_tokens_in_strings = True`.
         mask_rate, replace_rate, ngram_rate: probabilities in [0, 1].
-        max_ngram: int >= 1, the longest sampled n-gram.
+        max_ngram: int >= 1, the longest n-gram.
         vocabulary: `{word: count}` to draw replacements from, or a list of
             texts whose words are counted. Defaults to the words of `texts`,
             by frequency.
@@ -69,33 +68,14 @@ def augment(
             `BertMaskedLM`, e.g. `BertMaskedLM.from_preset(path)`) whose
             guesses replace words.
         tokenizer: the masked LM's tokenizer. Defaults to its preprocessor's.
-        top_k: int >= 1, how many of the model's best guesses a replacement
-            is drawn from (TinyBERT: 15).
+        top_k: int >= 1, the model's best guesses drawn from (TinyBERT: 15).
 
     Returns:
-        A list of `len(texts) * copies` strings: the copies of `texts[0]`,
-        then those of `texts[1]`, and so on.
+        `len(texts) * copies` strings: the copies of `texts[0]`, then `[1]`...
     """
     texts = [str(t) for t in texts]
-    check_number("copies", copies, integer=True, low=1)
+    _check_settings(copies, seed, mask_token, mask_rate, replace_rate, ngram_rate)
     check_number("max_ngram", max_ngram, integer=True, low=1)
-    check_number("seed", seed, integer=True)
-    for name, rate in (
-        ("mask_rate", mask_rate),
-        ("replace_rate", replace_rate),
-        ("ngram_rate", ngram_rate),
-    ):
-        check_number(name, rate, low=0, high=1)
-    if mask_rate + replace_rate > 1:
-        raise ValueError(
-            "`mask_rate` + `replace_rate` must be at most 1. Received: "
-            f"mask_rate={mask_rate}, replace_rate={replace_rate}"
-        )
-    if not isinstance(mask_token, str) or not mask_token:
-        raise ValueError(
-            "`mask_token` must be a non-empty string. Received: "
-            f"mask_token={mask_token!r}"
-        )
     words, weights = _vocabulary(texts if vocabulary is None else vocabulary)
     if replace_rate and not words:
         raise ValueError(
@@ -115,6 +95,27 @@ def augment(
             else:
                 guesser.plan(text, rng, words, weights, settings)
     return augmented if masked_lm is None else guesser.fill()
+
+
+def _check_settings(copies, seed, mask_token, mask_rate, replace_rate, ngram_rate):
+    check_number("copies", copies, integer=True, low=1)
+    check_number("seed", seed, integer=True)
+    for name, rate in (
+        ("mask_rate", mask_rate),
+        ("replace_rate", replace_rate),
+        ("ngram_rate", ngram_rate),
+    ):
+        check_number(name, rate, low=0, high=1)
+    if mask_rate + replace_rate > 1:
+        raise ValueError(
+            "`mask_rate` + `replace_rate` must be at most 1. Received: "
+            f"mask_rate={mask_rate}, replace_rate={replace_rate}"
+        )
+    if not isinstance(mask_token, str) or not mask_token:
+        raise ValueError(
+            "`mask_token` must be a non-empty string. Received: "
+            f"mask_token={mask_token!r}"
+        )
 
 
 def _vocabulary(source):

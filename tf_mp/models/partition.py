@@ -36,23 +36,16 @@ def partition(
     so every task that takes the original (`RobertaTextClassifier`,
     `GPT2CausalLM`, ...) takes it. What changes depends on the family:
 
-    * Backbones built from keras-hub `TransformerEncoder` blocks (BERT, RoBERTa,
-      XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT) get
-      `tf_mp.layers.ParallelTransformerEncoder` blocks, and backbones built from
-      `TransformerDecoder` blocks (GPT-2) get
-      `tf_mp.layers.ParallelTransformerDecoder` blocks: heads split over
-      `model_axis`, the feed-forward column- then row-parallel, the residual
-      stream whole on every device between blocks. ALBERT shares one block
-      between layers: it is split like any other, once. The result is an
-      instance of `parallel_backbone_class(type(backbone))`, e.g.
-      `ParallelRobertaBackbone` (for BERT, `tf_mp.models.ParallelBertBackbone`),
-      a registered subclass that `save_to_preset` / `from_preset` and
-      `model.save` / `keras.models.load_model` round-trip where tf_mp's models
-      are imported.
+    * Backbones built from keras-hub `TransformerEncoder` / `TransformerDecoder`
+      blocks (BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT; GPT-2)
+      get `tf_mp.layers.ParallelTransformerEncoder` / `...Decoder` blocks
+      (heads split over `model_axis`, the feed-forward column- then
+      row-parallel), in a registered subclass such as
+      `ParallelRobertaBackbone` that saving and presets round-trip.
     * Gemma, Gemma 3, Llama, Llama 3, Mistral, Qwen / Qwen2, Qwen3 and Phi-3
-      keep their own blocks; their weights are laid out by
-      `tf_mp.models.backbone_layout_map` (the same Megatron split of heads and
-      of the gated feed-forward).
+      keep their own blocks, laid out by `tf_mp.models.backbone_layout_map`.
+
+    What each family splits: `docs/partition.md`.
 
     A keras-hub task (`TextClassifier.from_preset(...)`, `GPT2CausalLM`, ...) is
     rebuilt around its partitioned backbone with the same config, preprocessor
@@ -93,6 +86,23 @@ def partition(
     """
     backbone = model.backbone if isinstance(model, keras_hub.models.Task) else model
     rebuild = _rebuilder(backbone, model_axis)
+    layout_map = _layout_map_for(
+        backbone,
+        mesh,
+        layout_map,
+        model_axis=model_axis,
+        shard_embeddings=shard_embeddings,
+    )
+    scope = contextlib.nullcontext()
+    if layout_map is not None:
+        scope = ModelParallel(layout_map.mesh, layout_map).scope()
+    with scope:
+        return _copy_around(model, rebuild(backbone.get_config()))
+
+
+def _layout_map_for(backbone, mesh, layout_map, **map_options):
+    """`partition`'s `layout_map` checked against its `mesh`, else tf_mp's map
+    for `backbone` on `mesh`, else `None` (the current context decides)."""
     if layout_map is not None:
         if not isinstance(layout_map, LayoutMap):
             raise TypeError(
@@ -105,15 +115,10 @@ def partition(
                 "`mesh` and `layout_map.mesh` differ; pass one of them. Received: "
                 f"mesh={mesh!r}, layout_map.mesh={layout_map.mesh!r}"
             )
-    elif mesh is not None:
-        layout_map = backbone_layout_map(
-            backbone, mesh, model_axis=model_axis, shard_embeddings=shard_embeddings
-        )
-    scope = contextlib.nullcontext()
-    if layout_map is not None:
-        scope = ModelParallel(layout_map.mesh, layout_map).scope()
-    with scope:
-        return _copy_around(model, rebuild(backbone.get_config()))
+        return layout_map
+    if mesh is not None:
+        return backbone_layout_map(backbone, mesh, **map_options)
+    return None
 
 
 def is_supported(backbone):
