@@ -1,7 +1,6 @@
 """AutoML: Keras Tuner searches for the best distilled student under a budget."""
 
 from tf_mp.automl.hypermodel import StudentHyperModel
-from tf_mp.automl.latency import measure_latency
 from tf_mp.automl.pareto import pareto_front
 from tf_mp.automl.result import SearchResult
 from tf_mp.automl.search import search_student
@@ -10,3 +9,4 @@ from tf_mp.automl.tuners import BayesianOptimization
 from tf_mp.automl.tuners import DistinctBayesianOptimizationOracle
 from tf_mp.automl.tuners import Hyperband
 from tf_mp.automl.tuners import RandomSearch
+from tf_mp.utils.latency import measure_latency

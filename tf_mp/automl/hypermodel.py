@@ -6,9 +6,7 @@ import zlib
 import keras
 import keras_tuner
 
-from tf_mp.automl import schedules
 from tf_mp.automl import search_data
-from tf_mp.automl.schedules import LR_SCHEDULES
 from tf_mp.automl.search_data import NO_TRANSFER
 from tf_mp.automl.space_values import choices_of
 from tf_mp.automl.space_values import dividing_choices
@@ -18,8 +16,10 @@ from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.terms import uniform_layer_map
+from tf_mp.utils import schedules
 from tf_mp.utils.checks import check_numbers
 from tf_mp.utils.classifiers import compile_arguments
+from tf_mp.utils.schedules import LR_SCHEDULES
 from tf_mp.utils.scopes import optional_scope
 
 

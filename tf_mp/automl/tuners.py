@@ -7,10 +7,10 @@ import time
 
 import keras_tuner
 
-from tf_mp.automl.latency import measure_latency
 from tf_mp.distillation.students import encoder_parameters
 from tf_mp.parallel import processes
 from tf_mp.utils.files import write_json
+from tf_mp.utils.latency import measure_latency
 
 PROFILE_FILE = "tf_mp_profile.json"
 LATENCY_BATCH_SIZES = (1, 32)

@@ -11,7 +11,9 @@ from tf_mp.cli import outputs
 from tf_mp.cli import plots
 from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
+from tf_mp.utils import schedules
 from tf_mp.utils.files import write_json
+from tf_mp.utils.latency import measure_latency
 
 
 def add_parser(subparsers):
@@ -131,9 +133,7 @@ def _fit(args, job):
         hidden_weight=args.hidden_weight,
     )
     steps = args.epochs * -(-job.rows // args.batch_size)
-    rate = tf_mp.automl.schedules.learning_rate(
-        args.learning_rate, args.lr_schedule, steps
-    )
+    rate = schedules.learning_rate(args.learning_rate, args.lr_schedule, steps)
     distiller.compile(**classifiers.compile_arguments(keras.optimizers.Adam(rate)))
     start = time.perf_counter()
     data, scoring = job.data, {}
@@ -171,7 +171,7 @@ def _report(args, job, fitted):
     distiller, history, seconds, rate, scoring = fitted
     figures = {}
     for name, model in (("teacher", job.teacher), ("student", job.student)):
-        latency = tf_mp.automl.measure_latency(model, job.x_val, batch_sizes=(32,))
+        latency = measure_latency(model, job.x_val, batch_sizes=(32,))
         figures[name] = {
             "accuracy": round(
                 classifiers.accuracy(model, job.x_val, job.validation.labels), 4

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tests.distillation import tiny_bert
 from tf_mp.automl import StudentHyperModel
-from tf_mp.automl.schedules import fit_steps
+from tf_mp.utils.schedules import fit_steps
 
 
 def test_steps_are_epochs_times_batches():
