@@ -2,7 +2,8 @@
 
 One declaration drives both engines: on a DTensor mesh (`ModelParallel`) it
 becomes layouts of variables and activations; under the TPUStrategy engine
-(`tf_mp.parallel.tpu`), XLA SPMD annotations. Layers import this module only.
+(`tf_mp.parallel.tpu`), XLA SPMD annotations; `active_engine()` says which
+one acts where a layer is called. Layers import this module only.
 
 The collectives of tensor parallelism are named as in Megatron-LM's
 `tensor_parallel/mappings.py`, by what they do to a tensor's layout in the
@@ -26,11 +27,29 @@ def active_mesh_shape():
     return dict(distribution.mesh.shape) if distribution is not None else None
 
 
+DTENSOR = "dtensor"
+TPU = "tpu"
+
+
+def active_engine():
+    """Which engine shards what a layer computes here: `DTENSOR` while a tf_mp
+    step is traced on a mesh, `TPU` while the TPUStrategy engine annotates
+    (more than one core per replica), else `None` (everything is the
+    identity)."""
+    if _engine.state.step_distribution() is not None:
+        return DTENSOR
+    if _tpu.annotations_active():
+        return TPU
+    return None
+
+
 def _lay_out(x, feature_axes, model_axis):
-    x = _engine.relayout(x, feature_axes)
-    if hasattr(x, "shape") and x.shape.rank is not None:
+    engine = active_engine()
+    if engine == DTENSOR:
+        return _engine.relayout(x, feature_axes)
+    if engine == TPU and hasattr(x, "shape") and x.shape.rank is not None:
         leading = (None,) * (x.shape.rank - len(feature_axes))
-        x = _tpu.annotate(x, leading + tuple(feature_axes), model_axis)
+        return _tpu.annotate(x, leading + tuple(feature_axes), model_axis)
     return x
 
 
@@ -71,16 +90,17 @@ def replicate_from_model_parallel_region(x, model_axis):
 def annotate(x, axes, model_axis):
     """Annotates an activation under the TPUStrategy engine only (one axis per
     dimension); DTensor propagates these layouts from the weights."""
-    if hasattr(x, "shape") and x.shape.rank == len(axes):
+    if active_engine() == TPU and hasattr(x, "shape") and x.shape.rank == len(axes):
         x = _tpu.annotate(x, tuple(axes), model_axis)
     return x
 
 
 def annotate_weight(variable, axes, model_axis):
     """The variable's value, annotated under the TPUStrategy engine."""
-    return _tpu.annotate(tf.convert_to_tensor(variable), axes, model_axis)
+    value = tf.convert_to_tensor(variable)
+    return _tpu.annotate(value, axes, model_axis) if active_engine() == TPU else value
 
 
 def annotations_active():
     """Whether the TPUStrategy engine annotates tensors here."""
-    return _tpu.annotations_active()
+    return active_engine() == TPU
