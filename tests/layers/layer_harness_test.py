@@ -39,6 +39,20 @@ LAYERS = {
         (4, 6, 8),
         16,
     ),
+    "cached_attention": (
+        tf_mp.layers.ParallelCachedMultiHeadAttention,
+        {"num_heads": 2, "key_dim": 4},
+        {"query": _X, "value": _X},
+        (4, 6, 8),
+        8,
+    ),
+    "decoder": (
+        tf_mp.layers.ParallelTransformerDecoder,
+        {"intermediate_dim": 16, "num_heads": 2, "dropout": 0.0},
+        {"decoder_sequence": _X},
+        (4, 6, 8),
+        16,
+    ),
 }
 
 

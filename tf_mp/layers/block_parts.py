@@ -9,14 +9,22 @@ from tf_mp.layers.column_parallel_dense import ColumnParallelDense
 from tf_mp.layers.row_parallel_dense import RowParallelDense
 from tf_mp.parallel import api
 
+_BUILD_SHAPES = ("decoder_sequence_shape", "encoder_sequence_shape")
+
 
 class ParallelBlock:
     """What tf_mp's parallel transformer blocks share, mixed into a keras-hub
     block class: the `model_axis` argument and its config entry."""
 
     def __init__(self, intermediate_dim, num_heads, model_axis="model", **kwargs):
+        # keras-hub's decoder builds itself in `__init__` when its config
+        # carries its input shapes (as `from_config` passes them); the split
+        # needs `model_axis` first.
+        shapes = {k: kwargs.pop(k) for k in _BUILD_SHAPES if k in kwargs}
         super().__init__(intermediate_dim, num_heads, **kwargs)
         self.model_axis = model_axis
+        if shapes.get("decoder_sequence_shape"):
+            self.build(**shapes)
 
     def get_config(self):
         config = super().get_config()
