@@ -11,9 +11,7 @@ from tf_mp.cli import outputs
 from tf_mp.cli import plots
 from tf_mp.cli import transfer
 from tf_mp.utils import classifiers
-from tf_mp.utils import schedules
 from tf_mp.utils.files import write_json
-from tf_mp.utils.latency import measure_latency
 
 
 def add_parser(subparsers):
@@ -124,6 +122,8 @@ def _fit(args, job):
     and the teacher-scoring figures."""
     import keras
 
+    from tf_mp.utils import schedules  # Imports TensorFlow: not at parse time.
+
     distiller = tf_mp.Distiller(
         job.teacher,
         job.student,
@@ -168,6 +168,8 @@ def _fit(args, job):
 
 
 def _report(args, job, fitted):
+    from tf_mp.utils.latency import measure_latency  # Imports TensorFlow.
+
     distiller, history, seconds, rate, scoring = fitted
     figures = {}
     for name, model in (("teacher", job.teacher), ("student", job.student)):
