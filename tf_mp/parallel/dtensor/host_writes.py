@@ -15,28 +15,19 @@ from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor import weight_files
 
 
-def mesh_target(keras_variable, value):
-    """`keras_variable`'s `MeshVariable` when `value` is a host array of its
-    shape (NumPy, or a weight of a weights file) met eagerly, else `None`."""
-    target = keras_variable.__dict__.get("_value")
-    if (
-        isinstance(target, variables.MeshVariable)
-        and isinstance(value, np.ndarray | weight_files.FileArray)
-        and value.shape == tuple(keras_variable._shape)
-        and tf.executing_eagerly()
-    ):
-        return target
-    return None
-
-
 def convert_on_mesh(original):
-    """A host array converted for a weight on a mesh goes to its layout shard
-    by shard, without a whole tensor on the host first; a `FileArray` is read
-    from its file shard by shard too."""
+    """A host array of a weight's shape converted eagerly for a weight on a
+    mesh goes to its layout shard by shard, without a whole tensor on the host
+    first; a `FileArray` is read from its file shard by shard too."""
 
     def convert(self, value, dtype=None):
-        target = mesh_target(self, value)
-        if target is not None:
+        target = self.__dict__.get("_value")
+        if (
+            isinstance(target, variables.MeshVariable)
+            and isinstance(value, np.ndarray | weight_files.FileArray)
+            and value.shape == tuple(self._shape)
+            and tf.executing_eagerly()
+        ):
             dtype = tf.as_dtype(dtype or self._dtype).as_numpy_dtype
             return transfer.place(value, target.layout, dtype=dtype)
         if isinstance(value, weight_files.FileArray):

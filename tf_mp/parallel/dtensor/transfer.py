@@ -32,19 +32,6 @@ def place(value, layout, rows=None, row_dim=0, dtype=None):
         if dtensor.fetch_layout(value) == layout:
             return value
         return dtensor.relayout(value, layout)
-    devices = layout.mesh.local_devices()
-    shards = [None] * len(devices)
-    for position, shard in host_shards(value, layout, rows, row_dim, dtype):
-        shards[position] = shard
-    return dtensor.pack(shards, layout)
-
-
-def host_shards(value, layout, rows=None, row_dim=0, dtype=None):
-    """Yields `(position, tensor)`: the shard of the host `value` that the
-    `position`-th local device of `layout`'s mesh holds, made on that device.
-    Devices holding the same part (a replicated dimension) get it from one
-    read, and one part at a time is on the host. `rows`, `row_dim`, `dtype`:
-    as `place`'s."""
     array = value if isinstance(value, FileArray) else np.asarray(value)
     if array.ndim != layout.rank:
         raise ValueError(
@@ -65,13 +52,17 @@ def host_shards(value, layout, rows=None, row_dim=0, dtype=None):
             index = tuple(index)
         key = tuple((s.start, s.stop) for s in index)
         holders.setdefault(key, (index, []))[1].append(position)
+    # Devices holding the same part (a replicated dimension) get it from one
+    # read, and one part at a time is on the host.
+    shards = [None] * len(devices)
     for index, positions in holders.values():
         part = np.asarray(array[index], dtype=dtype)
         for position in positions:
             # Made on its device: `pack` then holds it, not a copy of it.
             with tf.device(devices[position]):
-                yield position, tf.convert_to_tensor(part)
+                shards[position] = tf.convert_to_tensor(part)
         del part
+    return dtensor.pack(shards, layout)
 
 
 def to_host(value):
