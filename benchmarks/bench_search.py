@@ -80,7 +80,7 @@ def main():
 
     def space(seed):
         return tf_mp.automl.StudentHyperModel(
-            teacher, seed=seed, lr_schedule=args.lr_schedule
+            teacher, tf_mp.automl.StudentSpace(lr_schedule=args.lr_schedule), seed=seed
         )
 
     def trial_line(row):
@@ -93,7 +93,7 @@ def main():
         validation,
         tuner="bayesian",
         max_trials=args.trials,
-        max_params=max_params,
+        budget=tf_mp.automl.Budget(max_params=max_params),
         directory=directory,
         project_name="search",
         overwrite=True,
@@ -152,14 +152,14 @@ def main():
             validation,
             tuner="random",
             max_trials=args.cache_trials,
-            max_params=max_params,
+            budget=tf_mp.automl.Budget(max_params=max_params),
             directory=directory,
             project_name=f"cache_{cached}",
             overwrite=True,
             epochs=args.epochs,
             seed=1,
             hypermodel=space(1),
-            teacher_cache=cached,
+            transfer_data=tf_mp.automl.TransferData(cache=cached),
             progress=trial_line,
         )
         walls[cached] = time.perf_counter() - start

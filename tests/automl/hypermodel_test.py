@@ -8,6 +8,7 @@ import tf_mp
 from tests.automl.search_test import assert_same_students
 from tests.distillation import tiny_bert
 from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import StudentSpace
 from tf_mp.automl import search_student
 from tf_mp.automl.hypermodel import spread_layers
 
@@ -37,9 +38,8 @@ def test_default_space_is_drawn_from_the_teacher(teacher):
 def test_teacher_init_copies_spread_blocks(teacher):
     assert spread_layers(3, 6) == [0, 2, 4]
     assert spread_layers(2, 4) == [0, 2]
-    hypermodel = StudentHyperModel(
-        teacher, num_layers=2, num_heads=4, intermediate_dim=32, init="teacher"
-    )
+    space = StudentSpace(num_layers=2, num_heads=4, intermediate_dim=32, init="teacher")
+    hypermodel = StudentHyperModel(teacher, space)
     hp = keras_tuner.HyperParameters()
     student = hypermodel.build(hp).student
     source = teacher.backbone.get_layer("transformer_layer_2").get_weights()
@@ -49,7 +49,7 @@ def test_teacher_init_copies_spread_blocks(teacher):
 
 
 def test_random_init_with_a_seed_rebuilds_identically(teacher):
-    hypermodel = StudentHyperModel(teacher, init="random", seed=7)
+    hypermodel = StudentHyperModel(teacher, StudentSpace(init="random"), seed=7)
     weights = [
         hypermodel.student(keras_tuner.HyperParameters()).get_weights()
         for _ in range(2)
@@ -63,7 +63,8 @@ def test_a_seeded_trial_trains_identically_despite_dropout(init):
     teacher = tiny_bert.classifier(seed=0, dropout=0.3)
 
     def trained_weights(seed):
-        hypermodel = StudentHyperModel(teacher, init=init, num_layers=2, seed=seed)
+        space = StudentSpace(init=init, num_layers=2)
+        hypermodel = StudentHyperModel(teacher, space, seed=seed)
         distiller = hypermodel.build(keras_tuner.HyperParameters())
         distiller.fit(tiny_bert.dataset(n=16, batch_size=8), epochs=2, verbose=0)
         return distiller.student.get_weights()
@@ -78,7 +79,7 @@ def test_a_seeded_trial_trains_identically_despite_dropout(init):
 
 
 def test_other_head_sizes_start_randomly(teacher):
-    hypermodel = StudentHyperModel(teacher, head_size=8, num_heads=2)
+    hypermodel = StudentHyperModel(teacher, StudentSpace(head_size=8, num_heads=2))
     hp = keras_tuner.HyperParameters()
     student = hypermodel.student(hp)
     assert "init" not in hp.values  # Inactive: widths do not match the teacher.
@@ -89,12 +90,16 @@ def test_mesh_keeps_only_shapes_that_divide_the_model_axis(teacher, make_mesh):
     mesh = make_mesh((1, 4))
     distribution = tf_mp.ModelParallel(mesh, tf_mp.bert_layout_map(mesh))
     hypermodel = StudentHyperModel(
-        teacher, distribution=distribution, intermediate_dim=[6, 8, 12, 32]
+        teacher,
+        StudentSpace(intermediate_dim=[6, 8, 12, 32]),
+        distribution=distribution,
     )
     assert hypermodel.space["num_heads"] == [4]
     assert hypermodel.space["intermediate_dim"] == [8, 12, 32]
     with pytest.raises(ValueError, match=r"No `num_heads` value divides .*\(4\)"):
-        StudentHyperModel(teacher, distribution=distribution, num_heads=[1, 2])
+        StudentHyperModel(
+            teacher, StudentSpace(num_heads=[1, 2]), distribution=distribution
+        )
     with pytest.raises(ValueError, match="`model_axis` must be one of"):
         StudentHyperModel(teacher, distribution=distribution, model_axis="tensor")
 
@@ -106,9 +111,8 @@ def test_search_on_a_mesh_equals_the_search_on_one_device(teacher, make_mesh, tm
     for name, where in (("mesh", distribution), ("one_device", None)):
         # Its own teacher: training on the mesh moves the teacher there too.
         teacher = tiny_bert.classifier(seed=0)
-        hypermodel = StudentHyperModel(
-            teacher, distribution=where, num_layers=[1, 2], num_heads=[2, 4], seed=0
-        )
+        space = StudentSpace(num_layers=[1, 2], num_heads=[2, 4])
+        hypermodel = StudentHyperModel(teacher, space, distribution=where, seed=0)
         results[name] = search_student(
             teacher,
             tiny_bert.data(64, seed=0),
@@ -136,10 +140,13 @@ def test_search_on_a_mesh_equals_the_search_on_one_device(teacher, make_mesh, tm
         ({"num_layers": []}, "`num_layers` offers no value"),
         ({"num_heads": [0, 2]}, "`num_heads` values must be positive integers"),
         ({"intermediate_dim": 2.5}, "`intermediate_dim` values must be positive"),
-        ({"init": "pretrained"}, "`init` values must be 'teacher' or 'random'"),
+        (
+            {"init": "pretrained"},
+            r"`init` values must be one of \['teacher', 'random'\]",
+        ),
         ({"lr_schedule": "cosine"}, r"`lr_schedule` values must be one of"),
     ],
 )
-def test_bad_space(teacher, kwargs, match):
+def test_bad_space(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        StudentHyperModel(teacher, **kwargs)
+        StudentSpace(**kwargs)

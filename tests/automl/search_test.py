@@ -10,7 +10,10 @@ import tensorflow as tf
 
 import tf_mp
 from tests.distillation import tiny_bert
+from tf_mp.automl import Budget
 from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import StudentSpace
+from tf_mp.automl import TransferData
 from tf_mp.automl import search_student
 
 
@@ -82,8 +85,7 @@ def test_three_trial_search_under_each_tuner(teacher, data, tmp_path, tuner, ext
 
 
 def test_over_budget_students_fail_before_training(teacher, data, tmp_path, capfd):
-    hypermodel = StudentHyperModel(
-        teacher,
+    space = StudentSpace(
         num_layers=[1, 4],
         num_heads=4,
         intermediate_dim=32,
@@ -95,9 +97,9 @@ def test_over_budget_students_fail_before_training(teacher, data, tmp_path, capf
         teacher,
         data,
         tmp_path,
-        hypermodel=hypermodel,
+        hypermodel=StudentHyperModel(teacher, space),
         max_trials=4,
-        max_params=one_block,
+        budget=Budget(max_params=one_block),
     )
     statuses = {t["hyperparameters"]["num_layers"]: set() for t in result.trials}
     for trial in result.trials:
@@ -126,7 +128,9 @@ def test_a_search_where_every_trial_failed_raises_the_first_reason(
     teacher, data, tmp_path
 ):
     with pytest.raises(RuntimeError, match="Every trial of the search failed") as info:
-        _search(teacher, data, tmp_path, max_trials=2, max_latency_ms=1e-6)
+        _search(
+            teacher, data, tmp_path, max_trials=2, budget=Budget(max_latency_ms=1e-6)
+        )
     assert "max_latency_ms=1e-06" in str(info.value)
 
 
@@ -136,7 +140,11 @@ def test_shared_cache_gives_the_same_trials_as_running_the_teacher(
     cached = _search(teacher, data, tmp_path / "cached", max_trials=2)
     _check_plot_json_and_summary(cached, tmp_path)
     uncached = _search(
-        teacher, data, tmp_path / "uncached", max_trials=2, teacher_cache=False
+        teacher,
+        data,
+        tmp_path / "uncached",
+        max_trials=2,
+        transfer_data=TransferData(cache=False),
     )
     assert_same_trials(cached, uncached)
 
@@ -181,8 +189,6 @@ def _check_plot_json_and_summary(result, tmp_path):
     [
         ({"tuner": "grid"}, "`tuner` must be one of"),
         ({"max_trials": 0}, "max_trials=0"),
-        ({"max_params": -5}, "max_params=-5"),
-        ({"max_latency_ms": "fast"}, "max_latency_ms='fast'"),
         ({"epochs": 1.5}, "epochs=1.5"),
         ({"seed": -1}, "seed=-1"),
     ],

@@ -8,7 +8,9 @@ import tensorflow as tf
 from tests.automl.search_test import assert_same_trials
 from tests.distillation import tiny_bert
 from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import StudentSpace
 from tf_mp.automl import TransferChoices
+from tf_mp.automl import TransferData
 from tf_mp.automl import search_data
 from tf_mp.automl import search_student
 
@@ -32,7 +34,7 @@ def data():
 
 def _search(teacher, data, directory, **kwargs):
     train, validation, sets = data
-    kwargs.setdefault("transfer_data", sets)
+    kwargs.setdefault("transfer_data", TransferData(sets))
     return search_student(
         teacher,
         train,
@@ -48,8 +50,7 @@ def _search(teacher, data, directory, **kwargs):
 
 def _every_choice(teacher):
     """A space where only the transfer choice varies (3 points)."""
-    return StudentHyperModel(
-        teacher,
+    space = StudentSpace(
         num_layers=1,
         num_heads=2,
         intermediate_dim=16,
@@ -58,8 +59,8 @@ def _every_choice(teacher):
         alpha=0.5,
         learning_rate=1e-3,
         transfer=["none", "transfer", "augmented"],
-        seed=1,
     )
+    return StudentHyperModel(teacher, space, seed=1)
 
 
 def test_each_choice_trains_and_the_teacher_scores_every_set_once(
@@ -91,8 +92,7 @@ def _stream(teacher, data, cached, sample_weight=False):
         tf.data.Dataset.from_tensor_slices(columns).batch(16),
         validation,
         16,
-        cached,
-        transfer_data=sets,
+        TransferData(sets, cache=cached),
         seed=5,
     )
     return train, cache
@@ -158,36 +158,40 @@ def test_cached_search_scores_as_running_the_teacher(teacher, data, tmp_path):
     kwargs = dict(max_trials=2, hypermodel=_every_choice(teacher))
     cached = _search(teacher, data, tmp_path / "cached", **kwargs)
     kwargs["hypermodel"] = _every_choice(teacher)
+    (_, _, sets) = data
     uncached = _search(
-        teacher, data, tmp_path / "uncached", teacher_cache=False, **kwargs
+        teacher,
+        data,
+        tmp_path / "uncached",
+        transfer_data=TransferData(sets, cache=False),
+        **kwargs,
     )
     assert_same_trials(cached, uncached)
 
 
 def test_a_cache_directory_is_reused_by_a_later_search(teacher, data, tmp_path):
-    first = _search(
-        teacher, data, tmp_path / "a", max_trials=1, cache_directory=str(tmp_path / "c")
-    )
+    settings = TransferData(data[2], cache_directory=str(tmp_path / "c"))
+    first = _search(teacher, data, tmp_path / "a", max_trials=1, transfer_data=settings)
     second = _search(
-        teacher, data, tmp_path / "b", max_trials=1, cache_directory=str(tmp_path / "c")
+        teacher, data, tmp_path / "b", max_trials=1, transfer_data=settings
     )
     assert first.teacher_runs == 1 and second.teacher_runs == 0
     assert first.trials[0]["val_accuracy"] == second.trials[0]["val_accuracy"]
 
 
 @pytest.mark.parametrize(
-    "transfer_data, error, match",
+    "sets, error, match",
     [
-        ([1, 2], TypeError, "`transfer_data` must be a non-empty dict"),
-        ({}, TypeError, "`transfer_data` must be a non-empty dict"),
+        ([1, 2], TypeError, "`sets` must be a non-empty dict"),
+        ({}, TypeError, "`sets` must be a non-empty dict"),
         ({"none": None}, ValueError, "names must be strings other than 'none'"),
         ({"t": {"token_ids": np.zeros((4, 8), "int32")}}, ValueError, r"\['t'\]"),
         ({"t": np.zeros((4, 8), "float32")}, ValueError, "structure and dtypes"),
     ],
 )
-def test_bad_transfer_data(teacher, data, tmp_path, transfer_data, error, match):
+def test_bad_transfer_data(teacher, data, tmp_path, sets, error, match):
     with pytest.raises(error, match=match):
-        _search(teacher, data, tmp_path, max_trials=1, transfer_data=transfer_data)
+        _search(teacher, data, tmp_path, max_trials=1, transfer_data=TransferData(sets))
 
 
 def test_choices_must_name_sets(teacher, data, tmp_path):
@@ -197,14 +201,16 @@ def test_choices_must_name_sets(teacher, data, tmp_path):
             data,
             tmp_path,
             max_trials=1,
-            hypermodel=StudentHyperModel(teacher, transfer=["none", "extra"]),
+            hypermodel=StudentHyperModel(
+                teacher, StudentSpace(transfer=["none", "extra"])
+            ),
         )
     with pytest.raises(ValueError, match="needs a `hypermodel` with `transfer`"):
         _search(
             teacher, data, tmp_path, max_trials=1, hypermodel=StudentHyperModel(teacher)
         )
     with pytest.raises(ValueError, match="transfer_data=...\\)`'s data"):
-        hypermodel = StudentHyperModel(teacher, transfer=["none"])
+        hypermodel = StudentHyperModel(teacher, StudentSpace(transfer=["none"]))
         hp = __import__("keras_tuner").HyperParameters()
         hypermodel.fit(hp, hypermodel.build(hp), tiny_bert.dataset(16))
 
@@ -212,4 +218,4 @@ def test_choices_must_name_sets(teacher, data, tmp_path):
 @pytest.mark.parametrize("transfer", [[1, "none"], []])
 def test_transfer_choices_are_names(teacher, transfer):
     with pytest.raises(ValueError, match="transfer"):
-        StudentHyperModel(teacher, transfer=transfer)
+        StudentSpace(transfer=transfer)

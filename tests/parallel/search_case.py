@@ -21,12 +21,15 @@ def run_search(mesh, directory):
         tiny_bert.data(32, seed=1),
         # The heads that divide a model axis of 2, on a mesh or not: one space.
         hypermodel=StudentHyperModel(
-            teacher, distribution=distribution, num_heads=[2, 4], seed=1
+            teacher,
+            tf_mp.automl.StudentSpace(num_heads=[2, 4]),
+            distribution=distribution,
+            seed=1,
         ),
         tuner="random",
         max_trials=2,
         # Never rejects: exercises the latency exchange between processes.
-        max_latency_ms=1e6,
+        budget=tf_mp.automl.Budget(max_latency_ms=1e6),
         batch_size=16,
         directory=str(directory),
         project_name="search",

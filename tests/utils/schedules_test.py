@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tests.distillation import tiny_bert
 from tf_mp.automl import StudentHyperModel
+from tf_mp.automl import StudentSpace
 from tf_mp.utils.schedules import fit_steps
 
 
@@ -65,9 +66,8 @@ def test_a_linear_trial_ends_at_rate_0_and_a_constant_one_keeps_it():
     # unknown size (its counter, not an update), which would shift the count.
     data = tiny_bert.dataset(n=24, batch_size=8)
     for schedule, final in (("linear", 0.0), ("constant", 1e-3)):
-        hypermodel = StudentHyperModel(
-            teacher, num_layers=1, learning_rate=1e-3, lr_schedule=schedule, seed=0
-        )
+        space = StudentSpace(num_layers=1, learning_rate=1e-3, lr_schedule=schedule)
+        hypermodel = StudentHyperModel(teacher, space, seed=0)
         hp = keras_tuner.HyperParameters()
         distiller = hypermodel.build(hp)
         assert hp.get("lr_schedule") == schedule

@@ -1,6 +1,8 @@
 """`StudentHyperModel`: a Keras Tuner search space over distilled BERT students."""
 
+import dataclasses
 import json
+import warnings
 import zlib
 
 import keras
@@ -8,58 +10,25 @@ import keras_tuner
 
 from tf_mp.automl import search_data
 from tf_mp.automl.search_data import NO_TRANSFER
-from tf_mp.automl.space_values import choices_of
-from tf_mp.automl.space_values import dividing_choices
-from tf_mp.automl.space_values import fractions_of
-from tf_mp.automl.space_values import model_axis_size
+from tf_mp.automl.space import StudentSpace
+from tf_mp.automl.space import model_axis_size
 from tf_mp.automl.tuners import TrialRejected
 from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.terms import uniform_layer_map
 from tf_mp.utils import schedules
-from tf_mp.utils.checks import check_numbers
 from tf_mp.utils.classifiers import compile_arguments
-from tf_mp.utils.schedules import LR_SCHEDULES
 from tf_mp.utils.scopes import optional_scope
 
 
 class StudentHyperModel(keras_tuner.HyperModel):
     """Builds a compiled `tf_mp.Distiller` for a student sampled from a space.
 
-    Every space argument takes a list of values to choose from, or a single
-    value to fix it. The hidden size is `num_heads x head_size`. With
-    `init="teacher"` (only offered when `head_size` is the teacher's), the
-    student starts from the teacher's weights: depth L copies L evenly spread
-    teacher blocks (`[0, 2, 4]` of 6 for L=3), narrower widths keep the
-    teacher's most important heads and units (see
-    `tf_mp.distillation.student_from_teacher`); `init="random"` starts from a
-    fresh initialisation (`student_from_config`).
-
     Args:
         teacher: a fine-tuned BERT classifier (keras-hub `BertTextClassifier`
             with `preprocessor=None`, plain or partitioned). Frozen.
-        num_layers: student depths. Defaults to 1..teacher depth.
-        num_heads: heads per block. Defaults to the teacher's heads / 4, / 2
-            and x 1.
-        head_size: size of each head. Defaults to the teacher's.
-        intermediate_dim: feed-forward widths. Defaults to the teacher's / 4,
-            / 2 and x 1.
-        init: `"teacher"` and/or `"random"`.
-        temperature: distillation temperatures.
-        alpha: weights of the labels loss (the logits term gets `1 - alpha`).
-        learning_rate: Adam learning rates.
-        lr_schedule: `"linear"` (default) decays each trial's learning rate
-            linearly to 0 over the steps its `fit` runs, as `tf-mp distill`,
-            `tf-mp tune` and the distillation benchmarks train; `"constant"`
-            keeps it. A list of both searches them.
-        hidden_weight: weight of the hidden-state term (a value or choices;
-            0 means logits only, the cheapest teacher cache).
-        transfer: optional choices of training data, a Keras Tuner
-            hyperparameter named `"transfer"`: `"none"` (the labelled rows
-            alone) and names of `search_student`'s `transfer_data` sets
-            (unlabelled rows the teacher labels, mixed with the labelled
-            rows). `fit` then takes the `TransferChoices` that
-            `search_student` builds. Defaults to no such hyperparameter.
+        space: a `StudentSpace`: the shapes, initialisations and training
+            settings to choose from. Defaults to `StudentSpace()`.
         distribution: optional `tf_mp.ModelParallel`; students are then built
             in its scope, and only shapes whose heads and feed-forward units
             divide its `model_axis` are proposed.
@@ -73,23 +42,15 @@ class StudentHyperModel(keras_tuner.HyperModel):
             hyperparameters (`keras.utils.set_random_seed`) before its student
             is built: initialisation and dropout masks, hence the trial's
             score, are reproducible, and a re-proposed point scores the same.
+        name, tunable: as in `keras_tuner.HyperModel`.
+        **space_fields: deprecated: the fields of `StudentSpace`, as keywords.
     """
 
     def __init__(
         self,
         teacher,
+        space=None,
         *,
-        num_layers=None,
-        num_heads=None,
-        head_size=None,
-        intermediate_dim=None,
-        init=("teacher", "random"),
-        temperature=(1.0, 2.0, 4.0),
-        alpha=(0.1, 0.3, 0.5, 0.7),
-        learning_rate=(5e-5, 1e-4, 3e-4),
-        lr_schedule="linear",
-        hidden_weight=0.0,
-        transfer=None,
         distribution=None,
         model_axis="model",
         loss=None,
@@ -97,57 +58,18 @@ class StudentHyperModel(keras_tuner.HyperModel):
         seed=None,
         name="student",
         tunable=True,
+        **space_fields,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.student_space = _space_of(space, space_fields)
         self.teacher = teacher
         self.teacher_config = students_lib.encoder_config(teacher)
         config = self.teacher_config
-        depth, heads = config["num_layers"], config["num_heads"]
-        units = config["intermediate_dim"]
-        teacher_head_size = config["hidden_dim"] // heads
-        self.teacher_head_size = teacher_head_size
+        self.teacher_head_size = config["hidden_dim"] // config["num_heads"]
         self.distribution = distribution
         self.model_parallelism = model_axis_size(distribution, model_axis)
-        k = self.model_parallelism
-        self.space = {
-            "num_layers": choices_of("num_layers", num_layers, range(1, depth + 1)),
-            "num_heads": dividing_choices(
-                "num_heads", choices_of("num_heads", num_heads, fractions_of(heads)), k
-            ),
-            "head_size": choices_of("head_size", head_size, [teacher_head_size]),
-            "intermediate_dim": dividing_choices(
-                "intermediate_dim",
-                choices_of("intermediate_dim", intermediate_dim, fractions_of(units)),
-                k,
-            ),
-            "init": choices_of("init", init, ()),
-            "temperature": choices_of("temperature", temperature, ()),
-            "alpha": choices_of("alpha", alpha, ()),
-            "learning_rate": choices_of("learning_rate", learning_rate, ()),
-            "lr_schedule": choices_of("lr_schedule", lr_schedule, ()),
-            "hidden_weight": choices_of("hidden_weight", hidden_weight, ()),
-        }
-        if transfer is not None:
-            self.space["transfer"] = choices_of("transfer", transfer, ())
-            if not all(isinstance(v, str) for v in self.space["transfer"]):
-                raise ValueError(
-                    "`transfer` values must be names: 'none' or names of "
-                    f"`transfer_data` sets. Received: transfer={transfer!r}"
-                )
-        for argument in ("num_layers", "num_heads", "head_size", "intermediate_dim"):
-            check_numbers(argument, self.space[argument], integer=True, low=1)
-        for value in self.space["lr_schedule"]:
-            if value not in LR_SCHEDULES:
-                raise ValueError(
-                    f"`lr_schedule` values must be one of {LR_SCHEDULES}. "
-                    f"Received: lr_schedule={lr_schedule!r}"
-                )
-        for value in self.space["init"]:
-            if value not in ("teacher", "random"):
-                raise ValueError(
-                    "`init` values must be 'teacher' or 'random'. "
-                    f"Received: init={init!r}"
-                )
+        # `{hyperparameter: [choices]}` for this teacher and mesh.
+        self.space = self.student_space.choices(config, self.model_parallelism)
         self.loss = loss
         self.metrics = metrics
         self.seed = seed
@@ -273,3 +195,32 @@ def spread_layers(num_layers, teacher_depth):
     """`num_layers` teacher block indices spread evenly from block 0
     (DistilBERT: 3 of 6 -> [0, 2, 4])."""
     return [i * teacher_depth // num_layers for i in range(num_layers)]
+
+
+def _space_of(space, fields):
+    """`space`, or a `StudentSpace` of the deprecated keywords `fields`."""
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(StudentSpace)})
+    if unknown:
+        raise TypeError(
+            f"StudentHyperModel got unexpected keyword arguments {unknown}."
+        )
+    if fields:
+        if space is not None:
+            raise ValueError(
+                "Pass either `space` or the deprecated keywords "
+                f"{sorted(fields)}, not both."
+            )
+        warnings.warn(
+            f"StudentHyperModel's {sorted(fields)} are deprecated: pass "
+            f"`space=tf_mp.automl.StudentSpace({', '.join(sorted(fields))}=...)`.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return StudentSpace(**fields)
+    if space is None:
+        return StudentSpace()
+    if not isinstance(space, StudentSpace):
+        raise TypeError(
+            f"`space` must be a `tf_mp.automl.StudentSpace`. Received: space={space!r}"
+        )
+    return space

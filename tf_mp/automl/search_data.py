@@ -8,11 +8,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_mp.automl.settings import NO_TRANSFER
 from tf_mp.distillation.teacher_cache import TeacherCache
 from tf_mp.distillation.transfer import labelled_weight
 
-# The value of the `transfer` hyperparameter that trains on `train` alone.
-NO_TRANSFER = "none"
 # Rows shuffled at a time in a transfer stream (each stream reshuffles every
 # pass): enough to mix, bounded when the cached rows hold hidden states.
 SHUFFLE_ROWS = 4096
@@ -79,34 +78,28 @@ class TransferChoices:
         return data, {"steps_per_epoch": self.steps_per_epoch}
 
 
-def prepare(
-    hypermodel,
-    train,
-    validation,
-    batch_size,
-    teacher_cache,
-    transfer_data=None,
-    cache_directory=None,
-    seed=None,
-):
+def prepare(hypermodel, train, validation, batch_size, transfer_data, seed=None):
     """`(train, validation, example, cache)`: datasets of batches (`train` a
-    `TransferChoices` with `transfer_data`), a batch of inputs for latency,
-    and the `TeacherCache` that scored them all (or `None`: without
-    `teacher_cache`, and on a chief, which trains nothing)."""
+    `TransferChoices` with `transfer_data.sets`), a batch of inputs for
+    latency, and the `TeacherCache` that scored them all (or `None`: without
+    `transfer_data.cache`, and on a chief, which trains nothing)."""
     train = as_dataset("train", train, batch_size)
     validation = as_dataset("validation", validation, batch_size)
     example = next(iter(train))[0]
     sets = {
         name: _unlabelled(name, value, train, batch_size)
-        for name, value in check_transfer_data(transfer_data).items()
+        for name, value in (transfer_data.sets or {}).items()
     }
     cache = None
-    scoring = teacher_cache and not is_chief()
+    scoring = transfer_data.cache and not is_chief()
     counts = [_count(d) for d in (train, *sets.values())] if sets or scoring else []
     if scoring:
         hidden, attention = hypermodel.teacher_blocks_needed
         cache = TeacherCache(
-            hypermodel.teacher, hidden, attention, directory=cache_directory
+            hypermodel.teacher,
+            hidden,
+            attention,
+            directory=transfer_data.cache_directory,
         )
         train, validation, sets = _with_teacher_outputs(
             cache, train, validation, sets, counts
@@ -132,25 +125,6 @@ def as_dataset(argument, data, batch_size):
     )
 
 
-def check_transfer_data(transfer_data):
-    if transfer_data is None:
-        return {}
-    if not isinstance(transfer_data, dict) or not transfer_data:
-        raise TypeError(
-            "`transfer_data` must be a non-empty dict `{name: unlabelled "
-            "inputs}`, e.g. {'augmented': x}. Received: transfer_data of type "
-            f"{type(transfer_data).__name__}"
-        )
-    for name in transfer_data:
-        if not isinstance(name, str) or not name or name == NO_TRANSFER:
-            raise ValueError(
-                f"`transfer_data` names must be strings other than "
-                f"{NO_TRANSFER!r} (the choice without transfer rows). "
-                f"Received: {name!r}"
-            )
-    return transfer_data
-
-
 def _unlabelled(name, inputs, train, batch_size):
     """Batches of `(x, 0[, 0])`, shaped as `train`'s: the rows of one transfer
     set (arrays, a dict of arrays, or a dataset of input batches)."""
@@ -159,7 +133,7 @@ def _unlabelled(name, inputs, train, batch_size):
             inputs = tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)
         except (TypeError, ValueError) as error:
             raise ValueError(
-                f"`transfer_data[{name!r}]` must be inputs shaped as `train`'s "
+                f"`transfer_data.sets[{name!r}]` must be inputs shaped as `train`'s "
                 f"(arrays, a dict of arrays, or a dataset of input batches). "
                 f"{error}"
             ) from None
@@ -175,7 +149,7 @@ def _unlabelled(name, inputs, train, batch_size):
         for a, b in zip(keras.tree.flatten(given), keras.tree.flatten(dtypes))
     ):
         raise ValueError(
-            f"`transfer_data[{name!r}]` must have the structure and dtypes of "
+            f"`transfer_data.sets[{name!r}]` must have the structure and dtypes of "
             f"`train`'s inputs. Received: {inputs.element_spec}, train: {spec[0]}"
         )
 
@@ -187,7 +161,7 @@ def _unlabelled(name, inputs, train, batch_size):
 
     data = inputs.map(without_labels)
     if not any(True for _ in data.take(1)):
-        raise ValueError(f"`transfer_data[{name!r}]` holds no rows.")
+        raise ValueError(f"`transfer_data.sets[{name!r}]` holds no rows.")
     return data
 
 

@@ -27,7 +27,8 @@ class _Budgeted:
 
     Takes the Keras Tuner tuner's arguments plus `example` (a batch of model
     inputs, for the latency measurement), `max_params`, `max_latency_ms` and
-    `progress` (called with each finished trial). It uses Keras Tuner's own
+    `progress` (called with the tuner and each finished trial, which
+    `ran_trials` lists). It uses Keras Tuner's own
     seam for a size budget, `Tuner._try_build` (where `max_model_size` is
     checked): once the trial's distiller is built, its student is counted and
     timed on this machine and the figures written to the trial directory (and,
@@ -53,6 +54,8 @@ class _Budgeted:
         self.progress = progress
         self._building = None  # The trial whose model `_try_build` builds.
         self._rejections = {}  # trial_id: the reason of a `TrialRejected`.
+        # The trials this process ran (a worker cannot list the chief's).
+        self.ran_trials = []
         super().__init__(hypermodel=hypermodel, **kwargs)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
@@ -127,9 +130,11 @@ class _Budgeted:
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        # The oracle's copy: scored (by the chief, in distributed mode).
+        trial = self.oracle.get_trial(trial.trial_id)
+        self.ran_trials.append(trial)
         if self.progress is not None:
-            # The oracle's copy: scored (by the chief, in distributed mode).
-            self.progress(self.oracle.get_trial(trial.trial_id))
+            self.progress(self, trial)
 
     def profile(self, trial_id):
         """The measured figures of a trial (`{}` if it was never measured)."""

@@ -131,14 +131,13 @@ def _search(args, job, inits, learning_rates):
     max_params = args.max_params
     if max_params is not None and max_params <= 1:
         max_params = max_params * tf_mp.distillation.encoder_parameters(job.teacher)
-    hypermodel = tf_mp.automl.StudentHyperModel(
-        job.teacher,
+    space = tf_mp.automl.StudentSpace(
         init=inits,
         learning_rate=learning_rates,
         lr_schedule=args.lr_schedule,
         transfer=["none", *job.sets] if job.sets else None,
-        seed=args.seed,
     )
+    hypermodel = tf_mp.automl.StudentHyperModel(job.teacher, space, seed=args.seed)
     return tf_mp.automl.search_student(
         job.teacher,
         job.data,
@@ -146,16 +145,19 @@ def _search(args, job, inits, learning_rates):
         hypermodel=hypermodel,
         tuner=args.tuner,
         max_trials=args.trials,
-        max_params=None if max_params is None else int(max_params),
-        max_latency_ms=args.max_latency_ms,
+        budget=tf_mp.automl.Budget(
+            max_params=None if max_params is None else int(max_params),
+            max_latency_ms=args.max_latency_ms,
+        ),
         epochs=args.epochs,
         directory=job.output,
         project_name="search",
         overwrite=args.overwrite,
         seed=args.seed,
         progress=functools.partial(_print_trial, args.trials),
-        transfer_data=job.sets or None,
-        cache_directory=args.cache_dir,
+        transfer_data=tf_mp.automl.TransferData(
+            sets=job.sets or None, cache_directory=args.cache_dir
+        ),
     )
 
 
