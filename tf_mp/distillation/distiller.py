@@ -119,23 +119,19 @@ class Distiller(keras.Model):
             len(features_lib.encoder_blocks(student)),
             len(features_lib.encoder_blocks(teacher)),
         )
-        self._recipe = recipe_lib.from_arguments(
+        # Both forms end as one recipe: the terms, weights and coefficients.
+        self._recipe = recipe = recipe_lib.from_arguments(
             short_form,
             distillation_losses,
             distillation_loss_weights,
             student_loss_weight,
             depths,
         )
-        recipe = self._recipe
         self.distillation_losses = recipe.terms
         self.distillation_loss_weights = recipe.weights
         self.student_loss_weight = recipe.student_loss_weight
-        if recipe.short_form is not None:
-            for key in ("temperature", "alpha", "logits_loss"):
-                setattr(self, key, recipe.short_form[key])
-            self.hidden_weight = recipe.short_form["hidden_weight"]
-            self.attention_weight = recipe.short_form["attention_weight"]
-            self._logits_loss = recipe.logits_term
+        for key, value in recipe.attributes().items():
+            setattr(self, key, value)
         for term in recipe.terms:
             term.validate_model_compatibility(teacher, student)
         self._untracked = features_lib.Untracked()
@@ -225,15 +221,10 @@ class Distiller(keras.Model):
                 for t in self.distillation_losses
             ]
         total = 0.0
-        for coefficient, value in zip(self._recipe.coefficients, values):
+        for coefficient, value in zip(recipe.coefficients, values):
             total = total + coefficient * keras.ops.cast(value, "float32")
-        if self._recipe.short_form is None:
-            weighted = 0.0
-            for weight, value in zip(self.distillation_loss_weights, values[1:]):
-                weighted = weighted + weight * keras.ops.cast(value, "float32")
-            values = [student_loss, weighted, total]
         batch = keras.ops.shape(y_pred)[0]
-        for name, value in zip(self._recipe.logged, values):
+        for name, value in zip(recipe.logged, recipe.logged_values(values, total)):
             self._trackers[name].update_state(
                 keras_compat.unscale_loss_for_distribution(value),
                 sample_weight=batch,
@@ -244,20 +235,7 @@ class Distiller(keras.Model):
         config = super().get_config()
         config["teacher"] = keras.saving.serialize_keras_object(self.teacher)
         config["student"] = keras.saving.serialize_keras_object(self.student)
-        if self._recipe.short_form is None:
-            config["distillation_losses"] = [
-                keras.saving.serialize_keras_object(t) for t in self.distillation_losses
-            ]
-            config["distillation_loss_weights"] = self.distillation_loss_weights
-            config["student_loss_weight"] = self.student_loss_weight
-            return config
-        config.update(
-            {k: self._recipe.short_form[k] for k in recipe_lib.SHORT_FORM_DEFAULTS}
-        )
-        config["layer_map"] = {str(s): t for s, t in self.layer_map.items()}
-        config["attention_layer_map"] = {
-            str(s): t for s, t in self.attention_layer_map.items()
-        }
+        config.update(self._recipe.config())
         return config
 
     @classmethod

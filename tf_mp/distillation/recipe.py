@@ -26,16 +26,72 @@ SHORT_FORM_DEFAULTS = dict(
 
 @dataclasses.dataclass
 class Recipe:
+    """What a `Distiller` computes, whichever form its arguments took: the
+    terms, their weights, and the coefficient of each value in the total.
+    The two forms differ only in what they log and how they are saved."""
+
     terms: list
     weights: list  # `distillation_loss_weights`, one per term.
     student_loss_weight: float
     coefficients: list  # Of [student_loss, *terms] in the total loss.
     logged: list  # History names.
-    short_form: dict = None  # The short-form arguments, resolved; else None.
-    logits_term: object = None
     # Keras's form computes no student loss at weight 0 and no term at weight 1.
     skip_student: bool = False
     skip_terms: bool = False
+
+    def logged_values(self, values, total):
+        """The values of `logged`, from `[student_loss, *term_values]`."""
+        raise NotImplementedError
+
+    def attributes(self):
+        """The arguments the `Distiller` exposes as attributes."""
+        return {}
+
+    def config(self):
+        """The `Distiller` arguments that rebuild this recipe."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class ShortFormRecipe(Recipe):
+    arguments: dict = None  # The short-form arguments, resolved.
+    logits_term: object = None
+
+    def logged_values(self, values, total):
+        return values  # The student loss and each term on its own.
+
+    def attributes(self):
+        names = ("temperature", "alpha", "logits_loss", "hidden_weight")
+        attributes = {k: self.arguments[k] for k in (*names, "attention_weight")}
+        attributes["_logits_loss"] = self.logits_term
+        return attributes
+
+    def config(self):
+        config = {k: self.arguments[k] for k in SHORT_FORM_DEFAULTS}
+        for key, cls in (
+            ("layer_map", terms_lib.HiddenStateDistillation),
+            ("attention_layer_map", terms_lib.AttentionDistillation),
+        ):
+            config[key] = {str(s): t for s, t in merged_map(self.terms, cls).items()}
+        return config
+
+
+@dataclasses.dataclass
+class KerasFormRecipe(Recipe):
+    def logged_values(self, values, total):
+        weighted = 0.0
+        for weight, value in zip(self.weights, values[1:]):
+            weighted = weighted + weight * keras.ops.cast(value, "float32")
+        return [values[0], weighted, total]
+
+    def config(self):
+        return {
+            "distillation_losses": [
+                keras.saving.serialize_keras_object(t) for t in self.terms
+            ],
+            "distillation_loss_weights": self.weights,
+            "student_loss_weight": self.student_loss_weight,
+        }
 
 
 def short_form(arguments, depths):
@@ -61,13 +117,13 @@ def short_form(arguments, depths):
         term = term.resolved(*depths, argument="attention_layer_map")
         chosen.append((term, a["attention_weight"], "attention_loss"))
     weights = [weight for _, weight, _ in chosen]
-    return Recipe(
+    return ShortFormRecipe(
         terms=[term for term, _, _ in chosen],
         weights=weights,
         student_loss_weight=a["alpha"],
         coefficients=[a["alpha"], *weights],
         logged=["student_loss", *(name for _, _, name in chosen)],
-        short_form=a,
+        arguments=a,
         logits_term=logits,
     )
 
@@ -96,7 +152,7 @@ def keras_form(losses, weights, student_loss_weight, depths):
         t.resolved(*depths) if isinstance(t, terms_lib.BlockDistillation) else t
         for t in losses
     ]
-    return Recipe(
+    return KerasFormRecipe(
         terms=terms,
         weights=list(weights),
         student_loss_weight=w,
