@@ -21,8 +21,8 @@ from tensorflow.python.eager import context
 
 import tf_mp
 from tests import tiny_models
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import loop_names
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor.batches import distribute_stacked_batches
 
@@ -222,7 +222,7 @@ def test_a_function_of_an_earlier_step_under_a_loop_s_name_is_replaced(make_mesh
     taken = tf.function(lambda x: x * 2.0).get_concrete_function(
         tf.TensorSpec([None], tf.float32)
     )
-    next_loop = loop_names._loops + 1
+    next_loop = state.process().loops + 1
     for n in range(next_loop, next_loop + 4):
         for part in ("body", "cond"):
             stale = function_pb2.FunctionDef()

@@ -16,6 +16,7 @@ identity.
 import tensorflow as tf
 
 from tf_mp.parallel import dtensor as _engine
+from tf_mp.parallel import state
 from tf_mp.parallel import tpu as _tpu
 
 declare_axes = _engine.declare_axes
@@ -23,7 +24,7 @@ declare_axes = _engine.declare_axes
 
 def active_mesh_shape():
     """`{axis: size}` of the `ModelParallel` whose scope is open, else `None`."""
-    distribution = _engine.state.scope_distribution()
+    distribution = state.scope_distribution()
     return dict(distribution.mesh.shape) if distribution is not None else None
 
 
@@ -36,7 +37,7 @@ def active_engine():
     step is traced on a mesh, `TPU` while the TPUStrategy engine annotates
     (more than one core per replica), else `None` (everything is the
     identity)."""
-    if _engine.state.step_distribution() is not None:
+    if state.step_distribution() is not None:
         return DTENSOR
     if _tpu.annotations_active():
         return TPU

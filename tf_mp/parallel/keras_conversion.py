@@ -1,21 +1,18 @@
 """Keras's `keras.distribution` objects as tf_mp's: a `DeviceMesh` as a
 `tf_mp.Mesh`, a distribution's layout map as a `tf_mp.LayoutMap`."""
 
-import weakref
-
 import keras
 
 from tf_mp.parallel import keras_compat
 from tf_mp.parallel import processes as _processes
+from tf_mp.parallel import state
 from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.mesh import Mesh
-
-_meshes = weakref.WeakKeyDictionary()
 
 
 def mesh_from_keras(device_mesh):
     """The `tf_mp.Mesh` of a `keras.distribution.DeviceMesh` (one per mesh)."""
-    mesh = _meshes.get(device_mesh)
+    mesh = state.process().keras_meshes.get(device_mesh)
     if mesh is None:
         if _processes.num_processes() > 1:
             # Keras lists every process's devices as "cpu:0", ... without the
@@ -27,7 +24,7 @@ def mesh_from_keras(device_mesh):
             )
         else:
             mesh = Mesh.from_keras(device_mesh)
-        _meshes[device_mesh] = mesh
+        state.process().keras_meshes[device_mesh] = mesh
     return mesh
 
 

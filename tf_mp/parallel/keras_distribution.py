@@ -17,21 +17,15 @@ helpers keeps stock Keras; one explicit line turns Keras's API on, and
 `disable_keras_distribution()` turns it off again.
 """
 
-import weakref
-
 import keras
 
-from tf_mp.parallel import dtensor as _engine
 from tf_mp.parallel import keras_compat
 from tf_mp.parallel import processes as _processes
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import keras_backend as _keras_backend
 from tf_mp.parallel.dtensor import patches as _patches
 from tf_mp.parallel.keras_conversion import mesh_from_keras
 from tf_mp.parallel.model_parallel import ModelParallel
-
-_enabled = False
-# keras DeviceMesh -> tf_mp Mesh; keras Distribution -> (signature, ModelParallel)
-_distributions = weakref.WeakKeyDictionary()
 
 
 def enable_keras_distribution():
@@ -63,8 +57,7 @@ def enable_keras_distribution():
     model.fit(dataset)
     ```
     """
-    global _enabled
-    if _enabled:
+    if keras_distribution_enabled():
         return
     _patches.install_bridge(
         {
@@ -77,27 +70,24 @@ def enable_keras_distribution():
         },
         translate=_from_keras,
     )
-    _engine.state.set_keras_fallback(_current_keras_distribution)
     _patches.hold(True)
-    _enabled = True
+    state.process().keras_fallback = _current_keras_distribution
 
 
 def disable_keras_distribution():
     """Undoes `enable_keras_distribution`: Keras's distribution no longer
     places models on a mesh, and its TensorFlow `distribution_lib` is stock
     again. Models already on a mesh stay there."""
-    global _enabled
-    if not _enabled:
+    if not keras_distribution_enabled():
         return
     _patches.hold(False)
-    _engine.state.set_keras_fallback(None)
+    state.process().keras_fallback = None
     _patches.remove_bridge()
-    _enabled = False
 
 
 def keras_distribution_enabled():
     """Whether `enable_keras_distribution()` is in effect."""
-    return _enabled
+    return state.process().keras_fallback is not None
 
 
 def _current_keras_distribution():
@@ -109,11 +99,12 @@ def _from_keras(distribution):
     """The cached `ModelParallel` for a Keras distribution; made again when its
     layout map or batch axis changed since."""
     signature = _signature(distribution)
-    cached = _distributions.get(distribution)
+    translations = state.process().keras_translations
+    cached = translations.get(distribution)
     if cached is not None and cached[0] == signature:
         return cached[1]
     translated = ModelParallel.from_keras(distribution)
-    _distributions[distribution] = (signature, translated)
+    translations[distribution] = (signature, translated)
     return translated
 
 
@@ -143,7 +134,7 @@ def distribute_tensor(tensor, layout):
     if device_mesh is not None:
         mesh = mesh_from_keras(device_mesh)
     else:
-        current = _engine.state.scope_distribution()
+        current = state.scope_distribution()
         if current is None:
             raise ValueError(
                 "The `TensorLayout` has no `device_mesh`, and no distribution is "

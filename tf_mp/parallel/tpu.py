@@ -18,10 +18,10 @@ import tensorflow as tf
 from tensorflow.python.compiler.xla.experimental import xla_sharding
 
 from tf_mp.parallel import devices
+from tf_mp.parallel import state
 from tf_mp.utils.checks import check_number
 
 TENSORFLOW_TPU_VERSION = "2.20"
-_FORCED = []  # Logical-device counts forced by `logical_device_annotations`.
 
 
 def partition_dimensions(axes, shape, model_parallelism, model_axis="model"):
@@ -60,8 +60,9 @@ def partition_dimensions(axes, shape, model_parallelism, model_axis="model"):
 
 
 def _logical_devices_per_replica():
-    if _FORCED:
-        return _FORCED[-1]
+    forced = state.get().tpu_cores
+    if forced is not None:
+        return forced
     if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
         return None
     strategy = tf.distribute.get_strategy()
@@ -96,11 +97,8 @@ def annotate(tensor, axes, model_axis="model"):
 def logical_device_annotations(model_parallelism):
     """Annotates as if under a TPUStrategy with `model_parallelism` cores per
     replica. For inspecting the annotated graph on machines without a TPU."""
-    _FORCED.append(int(model_parallelism))
-    try:
+    with state.changed(tpu_cores=int(model_parallelism)):
         yield
-    finally:
-        _FORCED.pop()
 
 
 def tpu_strategy(model_parallelism=1, tpu=None, fallback=True):

@@ -6,14 +6,15 @@ Keras 3 keeps every weight in a `keras.Variable` whose TensorFlow value lives in
 Keras model's `fit` / `evaluate` / `predict` feed its step functions with DTensors:
 
 * Variable creation. While a `ModelParallel` scope (or one of our step functions) is
-  active, `keras.src.backend.tensorflow.core.Variable._initialize` is replaced so the
-  value becomes a `MeshVariable` (a `dtensor.DVariable`) with the layout the
+  active, the patched `keras.src.backend.tensorflow.core.Variable._initialize` makes
+  the value a `MeshVariable` (a `dtensor.DVariable`) with the layout the
   distribution resolves from the variable's path. The layout is stored on the Keras
   variable's `_layout`; Keras's optimizer passes `layout=reference._layout` to its
-  slot variables, so optimizer moments are sharded like their parameter. The patch
-  is removed when the outermost scope exits.
-* Models. `TensorFlowTrainer.__init__` is wrapped for the same duration, so models
-  built inside the scope get per-instance `make_{train,test,predict}_function`
+  slot variables, so optimizer moments are sharded like their parameter. The
+  patches are installed by the first scope and kept (`patches.py`); outside a
+  scope they act as the originals.
+* Models. `TensorFlowTrainer.__init__` is wrapped too, so models
+  built inside a scope get per-instance `make_{train,test,predict}_function`
   methods. Those pull each batch eagerly (Keras's own functions call
   `iterator.get_next()` inside a `tf.function`, which DTensor rejects), shard it
   along the batch axis, and run the model's own `train_step` / `test_step` /
@@ -51,8 +52,9 @@ One concern per module:
 * `layouts.py`: tf_mp axis tuples <-> `dtensor.Layout`; meshes.
 * `transfer.py`: host values onto a layout (`place`), DTensors home (`to_host`).
 * `variables.py`: `MeshVariable`, layouts of new and adopted variables.
-* `state.py`: the current distribution (scope, step being traced, declared axes);
-  `step_context`, `off_mesh`, `declare_axes`.
+* `../state.py` (engine-neutral): the current distribution (scope, step being
+  traced, declared axes) and the process-wide record; `step_context`,
+  `off_mesh`, `declare_axes`.
 * `patches.py`: every patch of Keras, keras-hub and TensorFlow, in one table;
   `variable_scope`.
 * `collectives.py`: activation layouts inside a step (the layers' collectives).
@@ -99,7 +101,6 @@ from tf_mp.parallel.dtensor import flags
 flags.configure_all_reduce_grouping()
 flags.configure_relayouts()
 
-from tf_mp.parallel.dtensor import state  # noqa: E402
 from tf_mp.parallel.dtensor.batches import distribute_batch  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import gradient_sum_point  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import relayout  # noqa: E402
@@ -111,12 +112,12 @@ from tf_mp.parallel.dtensor.layouts import sharding_of  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import variable_layout  # noqa: E402
 from tf_mp.parallel.dtensor.patches import variable_scope  # noqa: E402
 from tf_mp.parallel.dtensor.processes import create_global_mesh  # noqa: E402
-from tf_mp.parallel.dtensor.state import declare_axes  # noqa: E402
-from tf_mp.parallel.dtensor.state import off_mesh  # noqa: E402
-from tf_mp.parallel.dtensor.state import step_context  # noqa: E402
 from tf_mp.parallel.dtensor.steps import distribution_of  # noqa: E402
 from tf_mp.parallel.dtensor.steps import layer_distribution  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import place  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import replica_values  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import to_host  # noqa: E402
 from tf_mp.parallel.dtensor.variables import MeshVariable  # noqa: E402
+from tf_mp.parallel.state import declare_axes  # noqa: E402
+from tf_mp.parallel.state import off_mesh  # noqa: E402
+from tf_mp.parallel.state import step_context  # noqa: E402

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras.src.backend.common import masking as _keras_masking
 from tensorflow.experimental import dtensor
 
-from tf_mp.parallel.dtensor import state
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor.layouts import make_layout
 
 

@@ -16,8 +16,8 @@ every process.
 import tensorflow as tf
 from tensorflow.python.data.experimental.ops import distribute as tf_data_distribute
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import processes
-from tf_mp.parallel.dtensor import state
 
 _MARK = "_tf_mp_rows_of_process"
 

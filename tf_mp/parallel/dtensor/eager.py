@@ -19,10 +19,10 @@ from keras.src import backend as _keras_backend
 from keras.src import tree
 from keras.src.layers import layer as _keras_layer
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import batches
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import pending_writes as writes_lib
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor import transfer
 

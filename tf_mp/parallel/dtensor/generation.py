@@ -30,8 +30,8 @@ from keras.src import tree
 from keras.src.backend.tensorflow import core as _keras_tf_core
 from keras.src.backend.tensorflow import math as _keras_tf_math
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import collectives
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import distribute_batch
 from tf_mp.parallel.dtensor.loop_names import call_replacing_stale_functions

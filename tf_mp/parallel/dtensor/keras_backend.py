@@ -21,8 +21,8 @@ from keras.src.backend.common import global_state as _keras_global_state
 from keras.src.backend.tensorflow import distribution_lib as _keras_tf_dlib
 from keras.src.distribution import distribution_lib as _keras_dlib
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import processes
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.output_layouts import check_axes
 from tf_mp.parallel.dtensor.output_layouts import lay_out

@@ -19,7 +19,8 @@ import re
 import tensorflow as tf
 from tensorflow.python.eager import context
 
-_loops = 0
+from tf_mp.parallel import state
+
 _CLASH = re.compile(
     r"Cannot add function '([^']+)' because a different function with the "
     r"same name already exists"
@@ -33,9 +34,9 @@ def unique_loop_name(prefix):
     """A process-wide unique name for a `tf.while_loop` in a step on a mesh,
     its number closed by a letter: `tf_mp_steps_3_loop` plus a digit can never
     be loop 31's name."""
-    global _loops
-    _loops += 1
-    return f"{prefix}_{_loops}_loop"
+    process = state.process()
+    process.loops += 1
+    return f"{prefix}_{process.loops}_loop"
 
 
 def call_replacing_stale_functions(function, *args, **kwargs):

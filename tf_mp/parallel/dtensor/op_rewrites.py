@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras.src.backend.tensorflow import nn as _keras_tf_nn
 from keras.src.backend.tensorflow import numpy as _keras_tf_numpy
 
-from tf_mp.parallel.dtensor import state
+from tf_mp.parallel import state
 
 _ORIGINAL_MATMUL = _keras_tf_numpy.matmul
 _ORIGINAL_EINSUM = _keras_tf_numpy.einsum

@@ -11,7 +11,7 @@ from keras.src import tree
 from keras.src.backend.common import masking as _keras_masking
 from tensorflow.experimental import dtensor
 
-from tf_mp.parallel.dtensor import state
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor.layouts import make_layout
 
 

@@ -57,6 +57,7 @@ import importlib
 
 import tensorflow as tf
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import eager
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import host_writes
@@ -67,7 +68,6 @@ from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import preset_loading
 from tf_mp.parallel.dtensor import quantization
 from tf_mp.parallel.dtensor import randomness
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import steps
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor import weight_files
@@ -243,24 +243,22 @@ PATCHES = (
         for name in ("load_backbone", "load_task")
     ),
 )
-_installed = False
 
 
 def install():
     """Installs every patch of `PATCHES` (idempotent; kept until the process
     ends)."""
-    global _installed
-    if _installed:
+    if state.process().patched:
         return
     for patch in PATCHES:
         target = patch.target()
         setattr(target, patch.name, patch.make(getattr(target, patch.name)))
-    _installed = True
+    state.process().patched = True
 
 
 def installed():
     """Whether `install` has run."""
-    return _installed
+    return state.process().patched
 
 
 def variable_scope(distribution):

@@ -25,7 +25,7 @@ import functools
 import tensorflow as tf
 from keras.src import tree
 
-from tf_mp.parallel.dtensor import state
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor.loop_names import unique_loop_name
 
 

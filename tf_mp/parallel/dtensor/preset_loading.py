@@ -15,7 +15,7 @@ import contextlib
 import tensorflow as tf
 from tensorflow.experimental import dtensor
 
-from tf_mp.parallel.dtensor import state
+from tf_mp.parallel import state
 
 
 class DeferredVariables:

@@ -18,22 +18,16 @@ import tensorflow as tf
 from tensorflow.experimental import dtensor
 from tensorflow.python.eager import context
 
+from tf_mp.parallel import state
+
 JOB_NAME = "worker"
 # How long a process that finished waits at exit for the others to finish.
 EXIT_TIMEOUT_MS = 30 * 60 * 1000
-
-# (job_addresses, process_id, device_type) once `start` has run.
-_started = None
-# One CPU of each process, for exchanging host values (`from_process_0`).
-_exchange_mesh = None
-# Set by `leaving_after_an_error`: no waiting for the others at exit.
-_failed = False
 
 
 def start(job_addresses, process_id, device_type):
     """Joins the cluster of `job_addresses` as `process_id` (before TensorFlow
     initialises its devices)."""
-    global _started
     settings = dict(
         DTENSOR_JOBS=",".join(job_addresses),
         DTENSOR_CLIENT_ID=str(process_id),
@@ -62,21 +56,23 @@ def start(job_addresses, process_id, device_type):
                 f"(TensorFlow: {error})"
             ) from None
         raise
-    _started = (tuple(job_addresses), process_id, device_type)
+    state.process().cluster = (tuple(job_addresses), process_id, device_type)
     atexit.register(_wait_for_the_others_at_exit)
 
 
 def started():
     """`(job_addresses, process_id, device_type)` after `start`, else `None`."""
-    return _started
+    return state.process().cluster
 
 
 def num_processes():
-    return len(_started[0]) if _started else 1
+    cluster = state.process().cluster
+    return len(cluster[0]) if cluster else 1
 
 
 def process_id():
-    return _started[1] if _started else 0
+    cluster = state.process().cluster
+    return cluster[1] if cluster else 0
 
 
 def create_global_mesh(axis_names, sizes, local_device_names, device_type):
@@ -113,8 +109,7 @@ def barrier(mesh):
 def leaving_after_an_error():
     """This process is about to exit after an error: it does not wait for the
     others at exit (they may be waiting for it in a collective)."""
-    global _failed
-    _failed = True
+    state.process().failed = True
 
 
 def _wait_for_the_others_at_exit():
@@ -126,7 +121,7 @@ def _wait_for_the_others_at_exit():
     After an uncaught exception or `leaving_after_an_error` it does not
     wait; an error here (another process already gone) changes nothing, this
     process's work being done."""
-    if _failed or getattr(sys, "last_value", None) is not None:
+    if state.process().failed or getattr(sys, "last_value", None) is not None:
         return
     try:
         context.context().wait_at_barrier("tf_mp_exit", EXIT_TIMEOUT_MS)
@@ -141,7 +136,7 @@ def reporting_lost_processes():
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
-        if _started is None:
+        if state.process().cluster is None:
             raise
         tasks = sorted(
             {
@@ -165,14 +160,14 @@ def reporting_lost_processes():
 def from_process_0(values):
     """`values` (floats) as process 0 has them, in every process: a sum over a
     mesh of one CPU per process, to which only process 0 contributes."""
-    global _exchange_mesh
-    if _started is None:
+    process = state.process()
+    if process.cluster is None:
         return [float(v) for v in values]
-    if _exchange_mesh is None:
-        _exchange_mesh = dtensor.create_distributed_mesh(
+    if process.exchange_mesh is None:
+        process.exchange_mesh = dtensor.create_distributed_mesh(
             [("process", num_processes())], local_devices=["CPU:0"], device_type="CPU"
         )
-    mesh = _exchange_mesh
+    mesh = process.exchange_mesh
     row = np.zeros([1, len(values)], "float64")
     if process_id() == 0:
         row[0] = values

@@ -40,8 +40,8 @@ import tensorflow as tf
 from keras.src.backend.tensorflow import random as _keras_tf_random
 from tensorflow.experimental import dtensor
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import collectives
-from tf_mp.parallel.dtensor import state
 
 _DRAWS = ("normal", "uniform", "truncated_normal", "randint")
 _ORIGINALS = {

@@ -27,13 +27,13 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import output_layouts
 from tf_mp.parallel.dtensor import pending_writes as writes_lib
 from tf_mp.parallel.dtensor import processes
 from tf_mp.parallel.dtensor import saving
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor import variables
 from tf_mp.parallel.dtensor.batches import batch_of_stacked
 from tf_mp.parallel.dtensor.batches import distribute_batch

@@ -8,8 +8,8 @@ from tensorflow.python.eager import record as _record
 from tensorflow.python.framework import ops
 from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
+from tf_mp.parallel import state
 from tf_mp.parallel.dtensor import pending_writes as writes_lib
-from tf_mp.parallel.dtensor import state
 from tf_mp.parallel.dtensor.layouts import layout_axes
 from tf_mp.parallel.dtensor.layouts import make_layout
 from tf_mp.parallel.dtensor.layouts import variable_layout

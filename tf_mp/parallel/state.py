@@ -1,7 +1,10 @@
-"""The current distribution: one piece of state, with a getter and a setter.
+"""tf_mp's state: what is current (`Current`, changed by scopes) and what holds
+for the rest of the process (`Process`, set by an explicit call). Every
+module-level value that decides what tf_mp does lives here.
 
-Like `keras.distribution.distribution()` / `set_distribution()`, but with the
-things tf_mp's engine needs to know while Keras code runs:
+`Current`, with a getter and a setter like `keras.distribution.distribution()` /
+`set_distribution()`, holds what tf_mp's engines need to know while Keras code
+runs:
 
 * `scope`: the `ModelParallel` whose `scope()` is open (innermost), or `None`.
   New Keras variables go on its mesh.
@@ -19,19 +22,25 @@ things tf_mp's engine needs to know while Keras code runs:
 * `deferred`: the `preset_loading.DeferredVariables` of a preset being loaded
   onto the mesh, or `None`. New variables skip their initializer: the file
   fills them.
+* `tpu_cores`: the cores per replica the TPU engine annotates for, forced by
+  `tpu.logical_device_annotations` (inspecting the annotated graph without a
+  TPU), or `None` (the running `TPUStrategy` says).
 
-The state is process-wide (not per thread), as the patches it drives are.
-Context managers change one field and restore it on exit.
+It is process-wide (not per thread), as the patches it drives are. Context
+managers change one field and restore it on exit.
 
-Keras's own distribution. With `tf_mp.enable_keras_distribution()`, a
-`keras.distribution` set with `set_distribution` or `Distribution.scope()`
-counts as an open scope where no tf_mp scope is (`scope_distribution`), through
-the function given to `set_keras_fallback`. `OFF_MESH` in `scope` (what
-`off_mesh()` sets) suspends both.
+`Process` (`process()`) holds what one call sets for the rest of the process
+(or until its undoing call): the cluster `tf_mp.initialize` joined, whether the
+patches are installed, Keras's distribution as a fallback scope. With
+`tf_mp.enable_keras_distribution()`, a `keras.distribution` set with
+`set_distribution` or `Distribution.scope()` counts as an open scope where no
+tf_mp scope is (`scope_distribution`), through `Process.keras_fallback`.
+`OFF_MESH` in `scope` (what `off_mesh()` sets) suspends both.
 """
 
 import contextlib
 import dataclasses
+import weakref
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +51,56 @@ class Current:
     writes: object = None
     deferred: object = None
     local_rows: object = None
+    tpu_cores: int = None
+
+
+@dataclasses.dataclass
+class Process:
+    """What an explicit call sets for the rest of the process. Scopes never
+    change it.
+
+    * `cluster`: `(job_addresses, process_id, device_type)` once
+      `tf_mp.initialize` joined a cluster (`processes.start`), else `None`.
+    * `exchange_mesh`: one CPU per process, for host values
+      (`processes.from_process_0`), made at its first use.
+    * `failed`: this process leaves after an error and does not wait for the
+      others at exit (`processes.leaving_after_an_error`).
+    * `patched`: the patches of `patches.PATCHES` are installed (by the first
+      `ModelParallel.scope()` or `enable_keras_distribution()`; never removed).
+    * `keras_fallback`: while `enable_keras_distribution()` is in effect, a
+      function giving the distribution Keras's current one stands for (or
+      `None`); else `None`.
+    * `loops`: loops named so far (`loop_names.unique_loop_name`).
+    * `keras_translations`: `{keras Distribution: (its signature, the
+      ModelParallel made of it)}`, weakly keyed: a Keras distribution is
+      translated again only when its layout map or batch axis changed.
+    * `keras_meshes`: `{keras DeviceMesh: tf_mp Mesh}`, weakly keyed: one
+      mesh per Keras mesh.
+    """
+
+    cluster: tuple = None
+    exchange_mesh: object = None
+    failed: bool = False
+    patched: bool = False
+    keras_fallback: object = None
+    loops: int = 0
+    keras_translations: weakref.WeakKeyDictionary = dataclasses.field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    keras_meshes: weakref.WeakKeyDictionary = dataclasses.field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
 
 _current = Current()
+_process = Process()
 # A `scope` value meaning "no distribution, not even Keras's".
 OFF_MESH = object()
-# () -> the distribution Keras's current one stands for, else None.
-_keras_fallback = None
+
+
+def process():
+    """The `Process` record (its fields are set by the calls it names)."""
+    return _process
 
 
 def get():
@@ -91,22 +143,14 @@ def declare_axes(table):
     return changed(declared=_current.declared + (table,))
 
 
-def set_keras_fallback(function):
-    """`function()` gives the distribution of Keras's current
-    `keras.distribution` (or `None`), consulted when no tf_mp scope is open.
-    `None` turns the fallback off."""
-    global _keras_fallback
-    _keras_fallback = function
-
-
 def scope_distribution():
     """The distribution whose scope is open (innermost), else the one standing
     for Keras's current distribution (when enabled), else `None`."""
     scope = _current.scope
     if scope is OFF_MESH:
         return None
-    if scope is None and _keras_fallback is not None:
-        return _keras_fallback()
+    if scope is None and _process.keras_fallback is not None:
+        return _process.keras_fallback()
     return scope
 
 
