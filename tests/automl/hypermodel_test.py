@@ -150,3 +150,23 @@ def test_search_on_a_mesh_equals_the_search_on_one_device(teacher, make_mesh, tm
 def test_bad_space(kwargs, match):
     with pytest.raises(ValueError, match=match):
         StudentSpace(**kwargs)
+
+
+def test_a_trial_traces_its_train_step_once(teacher):
+    """The trial's optimizer is built with its distiller: built inside the
+    first traced step, it made TensorFlow trace that step twice."""
+    hypermodel = StudentHyperModel(teacher, StudentSpace(num_layers=1), seed=0)
+    hp = keras_tuner.HyperParameters()
+    distiller = hypermodel.build(hp)
+    assert distiller.optimizer.built
+    traces = []
+    step = distiller.train_step
+
+    def counted(data):
+        traces.append(data)
+        return step(data)
+
+    object.__setattr__(distiller, "train_step", counted)
+    data = tiny_bert.dataset(n=16, batch_size=8)
+    hypermodel.fit(hp, distiller, data, epochs=2, verbose=0)
+    assert len(traces) == 1

@@ -17,6 +17,7 @@ from tf_mp.distillation import students as students_lib
 from tf_mp.distillation.distiller import Distiller
 from tf_mp.distillation.terms import uniform_layer_map
 from tf_mp.utils import schedules
+from tf_mp.utils.classifiers import build_optimizer
 from tf_mp.utils.classifiers import compile_arguments
 from tf_mp.utils.scopes import optional_scope
 
@@ -163,6 +164,7 @@ class StudentHyperModel(keras_tuner.HyperModel):
             arguments["loss"] = self.loss or arguments["loss"]
             arguments["metrics"] = self.metrics or arguments["metrics"]
             distiller.compile(**arguments)
+            build_optimizer(distiller)  # One trace of the train step, not two.
         return distiller
 
     def fit(self, hp, model, x=None, *args, **kwargs):

@@ -135,6 +135,7 @@ def _fit(args, job):
     steps = args.epochs * -(-job.rows // args.batch_size)
     rate = schedules.learning_rate(args.learning_rate, args.lr_schedule, steps)
     distiller.compile(**classifiers.compile_arguments(keras.optimizers.Adam(rate)))
+    classifiers.build_optimizer(distiller)  # One trace of the train step, not two.
     start = time.perf_counter()
     data, scoring = job.data, {}
     if not args.no_cache:

@@ -1,4 +1,5 @@
-"""What every classifier tf_mp trains shares: compile arguments and accuracy.
+"""What every classifier tf_mp trains shares: compile arguments, an optimizer
+built before the first step, and accuracy.
 
 Keras is imported on first use: the `tf-mp` commands import this module, and
 must start (and check their arguments) without starting TensorFlow.
@@ -17,6 +18,14 @@ def compile_arguments(optimizer, metric_name="accuracy"):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name=metric_name)],
     )
+
+
+def build_optimizer(model):
+    """Builds `model.optimizer` for the model's trainable variables now, as
+    `keras.Model.compile_from_config` does. Left to the first traced step (as
+    `fit` does without a distribution strategy), it makes TensorFlow trace
+    that step twice: once to create the variables, once to run."""
+    model.optimizer.build(model.trainable_variables)
 
 
 def accuracy(model, x, labels, batch_size=64):
