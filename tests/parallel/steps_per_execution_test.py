@@ -55,7 +55,7 @@ def _data_for(model):
 def _on_mesh(build, mesh):
     layout_map = (
         tiny_models.mlp_layout_map
-        if build is tiny_models.mlp
+        if build in (tiny_models.mlp, _mlp_with_dropout)
         else tf_mp.bert_layout_map
     )
     with tf_mp.ModelParallel(mesh, layout_map(mesh)).scope():
@@ -114,12 +114,38 @@ def test_fit_matches_keras_on_one_device(
     )
 
 
-def test_dropout_masks_do_not_depend_on_steps_per_execution(make_mesh):
+def _mlp_with_dropout():
+    """The tiny MLP with dropout on its sharded (column-parallel) and its
+    replicated (row-parallel) activations."""
+    keras.utils.set_random_seed(5)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(16, activation="tanh", name="middle"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(4, name="logits"),
+        ],
+        name="mlp",
+    )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        _mlp_with_dropout,
+        # Slow: the same rule, through keras-hub's dropout layers (~60 s).
+        pytest.param(tiny_models.partitioned_bert_with_dropout, marks=pytest.mark.slow),
+    ],
+    ids=["mlp", "bert"],
+)
+def test_dropout_masks_do_not_depend_on_steps_per_execution(make_mesh, build):
     """Each unrolled step draws from the seed state the previous step left, as
     separate calls do: with dropout on, 2 steps per call train exactly as 1."""
     mesh = make_mesh((2, 2))
-    one = _fit(_on_mesh(tiny_models.partitioned_bert_with_dropout, mesh), 1)
-    two = _fit(_on_mesh(tiny_models.partitioned_bert_with_dropout, mesh), 2)
+    one = _fit(_on_mesh(build, mesh), 1)
+    two = _fit(_on_mesh(build, mesh), 2)
     for key, values in one[0].items():
         np.testing.assert_allclose(two[0][key], values, rtol=1e-6, err_msg=key)
     for got, want in zip(two[2], one[2]):
