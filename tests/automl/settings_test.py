@@ -54,6 +54,8 @@ def test_old_search_keywords_fold_into_the_settings():
     assert keywords == {"num_initial_points": 3}  # Left for Keras Tuner.
     with pytest.raises(ValueError, match="either `budget` or the deprecated"):
         grouped(Budget(), None, {"max_params": 1})
+    with pytest.raises(ValueError, match=r"deprecated keywords \['teacher_cache'\]"):
+        grouped(None, TransferData(), {"teacher_cache": False})
     with pytest.raises(TypeError, match="`budget` must be a `tf_mp.automl.Budget`"):
         grouped({"max_params": 1}, None, {})
     assert grouped(None, None, {}) == (Budget(), TransferData())

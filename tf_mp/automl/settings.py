@@ -125,21 +125,23 @@ def grouped(budget, transfer_data, keywords):
             stacklevel=3,
         )
     budget = _fold(
-        budget, Budget, "budget", {k: old[k] for k in _BUDGET_KEYWORDS if k in old}
+        budget, Budget, "budget", {k: (k, old[k]) for k in _BUDGET_KEYWORDS if k in old}
     )
-    fields = {new: old[k] for k, new in _TRANSFER_KEYWORDS.items() if k in old}
+    fields = {new: (k, old[k]) for k, new in _TRANSFER_KEYWORDS.items() if k in old}
     if "transfer_data" in old:
-        fields["sets"] = old["transfer_data"]
+        fields["sets"] = ("transfer_data", old["transfer_data"])
     transfer_data = _fold(transfer_data, TransferData, "transfer_data", fields)
     return budget, transfer_data
 
 
 def _fold(given, kind, argument, fields):
+    """`given`, or a `kind` of `fields` (`{field: (old keyword, value)}`)."""
     if given is not None and fields:
         raise ValueError(
             f"Pass either `{argument}` or the deprecated keywords "
-            f"{sorted(fields)}, not both."
+            f"{sorted(old for old, _ in fields.values())}, not both."
         )
+    fields = {name: value for name, (_, value) in fields.items()}
     if given is None:
         return kind(**fields)
     if not isinstance(given, kind):
