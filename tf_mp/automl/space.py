@@ -61,25 +61,21 @@ class StudentSpace:
     transfer: object = None
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None:
-                choices_of(field.name, value, ())
+        given = {
+            field.name: choices_of(field.name, getattr(self, field.name), ())
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) is not None
+        }
         for name in _SIZES:
-            if getattr(self, name) is not None:
-                check_numbers(
-                    name, choices_of(name, getattr(self, name), ()), integer=True, low=1
-                )
+            if name in given:
+                check_numbers(name, given[name], integer=True, low=1)
         for name, allowed in _NAMED.items():
-            value = getattr(self, name)
-            if any(v not in allowed for v in choices_of(name, value, ())):
+            if any(v not in allowed for v in given[name]):
                 raise ValueError(
                     f"`{name}` values must be one of {list(allowed)}. "
-                    f"Received: {name}={value!r}"
+                    f"Received: {name}={getattr(self, name)!r}"
                 )
-        if self.transfer is not None and not all(
-            isinstance(v, str) for v in choices_of("transfer", self.transfer, ())
-        ):
+        if not all(isinstance(v, str) for v in given.get("transfer", ())):
             raise ValueError(
                 f"`transfer` values must be names: {NO_TRANSFER!r} or names of "
                 f"`TransferData.sets`. Received: transfer={self.transfer!r}"

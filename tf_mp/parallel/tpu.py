@@ -9,7 +9,6 @@ engine keeps a full copy of each variable per core (`TPUReplicatedVariable`):
 it splits compute, not parameter memory.
 """
 
-import contextlib
 import glob
 import os
 
@@ -93,12 +92,10 @@ def annotate(tensor, axes, model_axis="model"):
     return xla_sharding.tile(tensor, np.arange(k).reshape(dims), use_sharding_op=True)
 
 
-@contextlib.contextmanager
 def logical_device_annotations(model_parallelism):
     """Annotates as if under a TPUStrategy with `model_parallelism` cores per
     replica. For inspecting the annotated graph on machines without a TPU."""
-    with state.changed(tpu_cores=int(model_parallelism)):
-        yield
+    return state.changed(tpu_cores=int(model_parallelism))
 
 
 def tpu_strategy(model_parallelism=1, tpu=None, fallback=True):
