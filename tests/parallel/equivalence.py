@@ -12,6 +12,7 @@ import tensorflow as tf
 import tf_mp
 from tests import tiny_models
 from tf_mp.parallel import dtensor as engine
+from tf_mp.utils.classifiers import build_optimizer
 
 
 def gradients(model, x, y, distribution=None):
@@ -77,6 +78,10 @@ def run(model_name, optimizer_name, mesh=None, epochs=2, per_process_dataset=Fal
             ),
         ],
     )
+    if mesh is None:
+        # As `compile_from_config` does: without it, Keras on TensorFlow traces
+        # the first train step twice (once to create the optimizer's slots).
+        build_optimizer(model)
     history = model.fit(**fit_inputs, epochs=epochs, shuffle=False, verbose=0)
     return {
         "model": model,

@@ -96,3 +96,30 @@ def test_a_non_divisible_layout_fails_when_the_variable_is_created(make_mesh):
             keras.Sequential(
                 [keras.Input((8,)), keras.layers.Dense(6, name="hidden")], name="mlp"
             )
+
+
+def _dtensor_compiles():
+    from tensorflow.dtensor.python import api as dtensor_api
+
+    return dtensor_api._dtensor_device()._get_stats().get("function_manager.miss", 0)
+
+
+@pytest.mark.parametrize("mesh_shape", [(1, 2), (2, 2)])
+def test_small_integer_batches_compile_each_step_function_once(make_mesh, mesh_shape):
+    """Labels of 16 int32 values: DTensor turns a replicated small integer
+    input into a constant and compiles again when its value changes. Every
+    batch has different labels here, and each function compiles once."""
+    mesh = make_mesh(mesh_shape)
+    x, y = tiny_models.mlp_data()
+    y = y.astype("int32")
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
+    model.compile(optimizer="sgd", loss=tiny_models.loss())
+    batch = tiny_models.BATCH_SIZE
+    assert len({tuple(y[i : i + batch]) for i in range(0, len(y), batch)}) > 1
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # Compiles the step.
+    before = _dtensor_compiles()
+    model.fit(x[::-1], y[::-1], batch_size=batch, epochs=2, verbose=0)
+    model.evaluate(x, y, batch_size=batch, verbose=0)  # Compiles the test step.
+    model.evaluate(x[::-1], y[::-1], batch_size=batch, verbose=0)
+    assert _dtensor_compiles() - before == 1

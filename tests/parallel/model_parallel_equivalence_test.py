@@ -40,9 +40,14 @@ def _cases():
 
 
 def _params():
+    # The cases of one single-device reference share a worker (`--dist
+    # loadgroup`), which computes the reference once.
     for model, optimizer, mesh in _cases():
         mesh_id = "x".join(map(str, mesh))
-        yield pytest.param(model, optimizer, mesh, id=f"{model}-{optimizer}-{mesh_id}")
+        group = pytest.mark.xdist_group(f"reference-{model}-{optimizer}")
+        yield pytest.param(
+            model, optimizer, mesh, id=f"{model}-{optimizer}-{mesh_id}", marks=group
+        )
 
 
 @functools.cache

@@ -45,7 +45,12 @@ def distribute_batch(data, distribution, pad=False):
         if rows is None and padded != x.shape[0]:
             extra = np.repeat(x[-1:], padded - x.shape[0], axis=0)
             x = np.concatenate([x, extra], axis=0)
-        axes = (axis if parts > 1 else None,) + (None,) * (x.ndim - 1)
+        # On the batch axis even where it has one device. DTensor compiles a
+        # replicated int32/int64 input of fewer than 20 elements (a small
+        # batch of labels or token ids) into the function as a constant, and
+        # compiles the function again the first time that value changes; an
+        # input laid out on a mesh axis stays an input.
+        axes = (axis,) + (None,) * (x.ndim - 1)
         return place(x, make_layout(mesh, axes), rows=rows)
 
     return tree.map_structure(shard, data), size
