@@ -18,6 +18,7 @@ _SUBMODULES = (
     "layers",
     "models",
     "parallel",
+    "planning",
 )
 _NAMES = {
     "auto_parallel": "tf_mp.parallel",
@@ -26,6 +27,7 @@ _NAMES = {
     "LayoutMap": "tf_mp.parallel",
     "Mesh": "tf_mp.parallel",
     "ModelParallel": "tf_mp.parallel",
+    "Plan": "tf_mp.planning",
     "ShardReport": "tf_mp.parallel",
     "configure_virtual_devices": "tf_mp.parallel",
     "disable_keras_distribution": "tf_mp.parallel",
@@ -33,6 +35,7 @@ _NAMES = {
     "gather": "tf_mp.parallel",
     "initialize": "tf_mp.parallel",
     "list_devices": "tf_mp.parallel",
+    "plan": "tf_mp.planning",
     "shard_report": "tf_mp.parallel",
 }
 

@@ -44,8 +44,12 @@ def add_device_arguments(parser, default_mesh=None):
         "--mesh",
         default=default_mesh,
         help="Device mesh as axis=size pairs, e.g. batch=2,model=4 (default: "
-        "one device).",
+        "one device); `train` also takes 'auto' (planned by tf_mp.plan).",
     )
+    add_virtual_devices_argument(parser)
+
+
+def add_virtual_devices_argument(parser):
     parser.add_argument(
         "--virtual-devices",
         type=int,

@@ -8,11 +8,7 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "devices", help="List devices and the mesh shapes that fit them."
     )
-    parser.add_argument(
-        "--virtual-devices",
-        type=int,
-        help="Split the CPU into N logical devices first.",
-    )
+    common.add_virtual_devices_argument(parser)
     parser.set_defaults(run=run)
 
 

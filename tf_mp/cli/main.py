@@ -11,6 +11,7 @@ from tf_mp.cli import devices
 from tf_mp.cli import distill
 from tf_mp.cli import generate
 from tf_mp.cli import launch
+from tf_mp.cli import plan
 from tf_mp.cli import train
 from tf_mp.cli import tune
 
@@ -25,7 +26,7 @@ def build_parser():
         "--debug", action="store_true", help="Show tracebacks of errors."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for command in (devices, train, distill, tune, generate, demo, launch):
+    for command in (devices, train, distill, tune, generate, demo, launch, plan):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument(

@@ -13,6 +13,8 @@ from tf_mp.cli import train_causal_lm
 from tf_mp.utils import classifiers
 from tf_mp.utils.files import write_json
 
+AUTO = "auto"  # `--mesh auto`: plan the mesh and layout (`tf_mp.plan`).
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -60,12 +62,17 @@ def run(args):
 def _load(args):
     """The classifier (on the mesh with `--mesh`), its rows as batches, and
     where output goes."""
+    auto = args.mesh == AUTO
+    if auto:
+        args.mesh = None
     distribution = common.setup_devices(args)
     train, validation = common.load_data(args, args.num_classes)
     output = outputs.output_dir(args.output)
     model, preprocessor = common.load_classifier(
         args.preset, train.num_classes, args.seq_len, train.texts, distribution
     )
+    if auto:
+        model, distribution = _planned(model, args, output)
     batch_axis = distribution.num_replicas_in_sync if distribution else 1
     if args.batch_size % batch_axis:
         raise common.UsageError(
@@ -95,6 +102,22 @@ def _load(args):
         output=output,
         logs=outputs.tensorboard_dir(args, output),
     )
+
+
+def _planned(model, args, output):
+    """`--mesh auto`: the classifier planned (`tf_mp.plan`) over all devices and
+    moved onto the plan's mesh; the plan is saved as `plan.json`. The cost
+    model ranks; only the best candidate is timed (each costs a compile)."""
+    from tf_mp.parallel.model_parallel import distribution_of
+
+    plan = tf_mp.plan(
+        model, batch_size=args.batch_size, sequence_length=args.seq_len, measure=1
+    )
+    plan.summary()
+    plan.save(os.path.join(output, "plan.json"))
+    args.mesh = ",".join(f"{axis}={size}" for axis, size in plan.mesh_shape.items())
+    model = plan.apply(model)
+    return model, distribution_of(model)
 
 
 def _fit(args, job):

@@ -3,7 +3,6 @@
 import contextlib
 
 import keras_hub
-import numpy as np
 
 from tf_mp.models.layout_maps import OWN_ATTENTION
 from tf_mp.models.layout_maps import backbone_layout_map
@@ -12,7 +11,7 @@ from tf_mp.parallel import keras_compat
 from tf_mp.parallel.layout_map import LayoutMap
 from tf_mp.parallel.mesh import as_mesh
 from tf_mp.parallel.model_parallel import ModelParallel
-from tf_mp.parallel.model_parallel import gather
+from tf_mp.parallel.model_parallel import copy_model_state
 
 SUPPORTED = (
     "BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT and GPT-2 (and any "
@@ -187,7 +186,7 @@ def _copy_around(source, backbone):
         config.update(backbone=backbone, preprocessor=source.preprocessor)
         copy = type(source).from_config(config)
     _copy_lora(source, copy)
-    _copy_state(source, copy)
+    copy_model_state(source, copy)
     return copy
 
 
@@ -223,16 +222,6 @@ def _copy_lora(source, target):
 
 def _backbone(model):
     return model.backbone if isinstance(model, keras_hub.models.Task) else model
-
-
-def _copy_state(source, target):
-    """Weights, and the dropout layers' random-number state, so the copy draws
-    the masks the source would."""
-    target.set_weights(source.get_weights())
-    for theirs, ours in zip(
-        keras_compat.seed_states(source), keras_compat.seed_states(target)
-    ):
-        ours.assign(np.asarray(gather(theirs)))
 
 
 def move_to_mesh(model, distribution):

@@ -5,7 +5,8 @@ upgrade of either).
 * `keras.src.losses.loss.unscale_loss_for_distribution`: a loss scaled for a
   `tf.distribute` replica, back to its mean.
 * `Layer._flatten_layers` and `Layer._seed_generators`: the random-number
-  state a copied model must carry over for its dropout masks to match.
+  state a copied model must carry over for its dropout masks to match; the
+  layer tree the planner reads a model's structure from (`layer_tree`).
 * `keras.distribution.ModelParallel._layout_map`: the `LayoutMap` a Keras
   distribution was made with (Keras has no public getter).
 * The module-level names `TransformerEncoder` / `TransformerDecoder` that
@@ -39,6 +40,15 @@ def seed_states(model):
         generator.state
         for layer in model._flatten_layers(include_self=True)
         for generator in layer._seed_generators
+    ]
+
+
+def layer_tree(model):
+    """Every layer inside `model` (not itself), outer before inner, each with
+    its direct sublayers: `[(layer, children)]`, in creation order."""
+    return [
+        (layer, list(layer._flatten_layers(include_self=False, recursive=False)))
+        for layer in model._flatten_layers(include_self=False)
     ]
 
 

@@ -2,7 +2,10 @@
 
 import contextlib
 
+import numpy as np
+
 from tf_mp.parallel import dtensor as _engine
+from tf_mp.parallel import keras_compat
 from tf_mp.parallel import keras_conversion
 from tf_mp.parallel.layout_map import as_layout_map
 from tf_mp.parallel.mesh import as_mesh
@@ -122,6 +125,28 @@ class ModelParallel:
 def gather(value):
     """The global value of a sharded tensor or variable, as a regular tensor."""
     return _engine.to_host(getattr(value, "value", value))
+
+
+def copy_model_state(source, target):
+    """`source`'s weights, and its layers' random-number state (dropout's), into
+    `target` (the same architecture), so the copy draws the masks the source
+    would."""
+    target.set_weights(source.get_weights())
+    for theirs, ours in zip(
+        keras_compat.seed_states(source), keras_compat.seed_states(target)
+    ):
+        ours.assign(np.asarray(gather(theirs)))
+
+
+def lay_out_variable(variable, axes, distribution):
+    """Moves a Keras variable onto `distribution`'s mesh with `axes` (one mesh
+    axis name or `None` per dimension), keeping its value. Only before an
+    optimizer holds slots for it."""
+    axes = distribution.layout_map.checked_axes(
+        tuple(axes), variable.path, tuple(variable.shape), "a plan"
+    )
+    layout = _engine.make_layout(distribution.mesh.dtensor_mesh, axes)
+    _engine.relayout_variable(variable, layout, distribution)
 
 
 def distribution_of(model):

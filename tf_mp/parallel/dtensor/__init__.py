@@ -65,6 +65,8 @@ One concern per module:
 * `datasets.py`: datasets read per process (`distribute_dataset`).
 * `output_layouts.py`: layer outputs pinned by `/output` layout-map keys.
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.
+* `timing.py`: a matmul and an all-reduce timed on a mesh (the planner's
+  constants).
 * `keras_backend.py`: Keras's TensorFlow `distribution_lib`, completed for
   `tf_mp.enable_keras_distribution()`.
 
@@ -114,10 +116,13 @@ from tf_mp.parallel.dtensor.patches import variable_scope  # noqa: E402
 from tf_mp.parallel.dtensor.processes import create_global_mesh  # noqa: E402
 from tf_mp.parallel.dtensor.steps import distribution_of  # noqa: E402
 from tf_mp.parallel.dtensor.steps import layer_distribution  # noqa: E402
+from tf_mp.parallel.dtensor.timing import all_reduce_seconds  # noqa: E402
+from tf_mp.parallel.dtensor.timing import matmul_seconds  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import place  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import replica_values  # noqa: E402
 from tf_mp.parallel.dtensor.transfer import to_host  # noqa: E402
 from tf_mp.parallel.dtensor.variables import MeshVariable  # noqa: E402
+from tf_mp.parallel.dtensor.variables import relayout as relayout_variable  # noqa: E402
 from tf_mp.parallel.state import declare_axes  # noqa: E402
 from tf_mp.parallel.state import off_mesh  # noqa: E402
 from tf_mp.parallel.state import step_context  # noqa: E402

@@ -1,0 +1,62 @@
+"""Step times of the final candidates, measured: the model copied onto each
+candidate's mesh and layout, trained on a synthetic batch."""
+
+import statistics
+import time
+
+import numpy as np
+from keras.src import tree
+
+MEASURED_STEPS = 3
+
+
+def synthetic_batch(model, batch_size, sequence_length):
+    """`(x, y)`: a batch for `model`'s inputs (ones for integer inputs such as
+    token ids and masks, normal noise for float ones) and zero targets shaped
+    as its outputs."""
+    rng = np.random.default_rng(0)
+
+    def make(shape, dtype):
+        shape = [batch_size] + [
+            sequence_length if d is None else int(d) for d in shape[1:]
+        ]
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            return np.ones(shape, dtype)
+        return rng.standard_normal(shape).astype(dtype)
+
+    try:
+        inputs = model.input  # Functional and Sequential models.
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs is not None:
+        x = tree.map_structure(lambda t: make(t.shape, t.dtype), inputs)
+    else:
+        config = model.get_build_config() or {}
+        shape = config.get("input_shape")
+        if shape is None:
+            raise ValueError(
+                f"Cannot make a batch for {type(model).__name__}: it has no "
+                "symbolic inputs and no recorded input shape. Pass `measure=0`."
+            )
+        x = tree.map_shape_structure(lambda s: make(s, "float32"), shape)
+    outputs = model(x)
+    y = tree.map_structure(lambda t: np.zeros(t.shape, "float32"), outputs)
+    return x, y
+
+
+def step_seconds(model, batch, optimizer):
+    """The median wall time of a train step of `model` (already on its mesh)
+    on `batch`, after one step that traces and compiles."""
+    x, y = batch
+    if not isinstance(optimizer, str):  # A fresh copy for each model.
+        optimizer = type(optimizer).from_config(optimizer.get_config())
+    # `metrics=[]`: keras-hub tasks add accuracy for "auto" and for None.
+    loss = tree.map_structure(lambda _: "mse", y)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[])
+    model.train_on_batch(x, y)
+    times = []
+    for _ in range(MEASURED_STEPS):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
