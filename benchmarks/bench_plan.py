@@ -93,9 +93,7 @@ def _hand_map(backbone, mesh, constants):
         for weight in group.weights:
             axes = layout_map.axes_for(weight.path, weight.shape)
             dims.append(axes.index("model") if "model" in axes else None)
-        pinned.append(
-            Group(**{**group.__dict__, "options": {"hand": tuple(dims)}})
-        )
+        pinned.append(Group(**{**group.__dict__, "options": {"hand": tuple(dims)}}))
     workload = {
         "batch_size": 32,
         "sequence_length": 128,
