@@ -19,6 +19,13 @@ import os
 import tempfile
 import time
 
+WORKLOAD = {
+    "batch_size": 32,
+    "sequence_length": 128,
+    "slots": 2,
+    "activation_itemsize": 4,
+}
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -79,29 +86,14 @@ def main():
 def _hand_map(backbone, mesh, constants):
     """The hand map's layout, costed by the planner's model."""
     import tf_mp
-    from tf_mp.planning import costs
-    from tf_mp.planning.groups import Group
-    from tf_mp.planning.structure import model_groups
+    from tf_mp.planning import referee
 
     layout_map = tf_mp.models.backbone_layout_map(
         backbone, tf_mp.Mesh({"batch": mesh[0], "model": mesh[1]})
     )
-    groups = model_groups(backbone)
-    pinned = []
-    for group in groups:
-        dims = []
-        for weight in group.weights:
-            axes = layout_map.axes_for(weight.path, weight.shape)
-            dims.append(axes.index("model") if "model" in axes else None)
-        pinned.append(Group(**{**group.__dict__, "options": {"hand": tuple(dims)}}))
-    workload = {
-        "batch_size": 32,
-        "sequence_length": 128,
-        "slots": 2,
-        "activation_itemsize": 4,
-    }
-    choices = {g.role: "hand" for g in pinned}
-    return costs.evaluate(pinned, mesh, choices, False, workload, constants).to_dict()
+    return referee.megatron_map_figures(
+        backbone, layout_map, WORKLOAD, constants
+    ).to_dict()
 
 
 def _figures(figures):

@@ -181,3 +181,22 @@ def test_the_best_candidates_are_measured():
     measured = [c["measured_step_s"] for c in plan.candidates[:2]]
     assert all(s is not None and s > 0 for s in measured)
     assert measured == sorted(measured)
+
+
+def test_an_untied_output_projection_splits_with_its_embedding():
+    import keras_hub
+
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=64,
+        num_layers=1,
+        num_query_heads=4,
+        num_key_value_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        tie_word_embeddings=False,
+    )
+    embedding = next(g for g in model_groups(backbone) if g.kind == "embedding")
+    paths = [w.path.rsplit("/", 1)[-1] for w in embedding.weights]
+    assert paths == ["embeddings", "reverse_embeddings"]
+    assert embedding.options["vocabulary"] == (0, 1)  # (vocab, h), (h, vocab)
+    assert embedding.options["hidden"] == (1, 0)

@@ -148,16 +148,28 @@ def _head_axis(shape, heads, head_dim):
 
 
 def _embedding(path, own, by_hidden):
-    """An embedding table's group. Split by hidden, its output is split over
-    the model axis and DTensor carries that layout into what reads it; in a
-    model with convolutions (`by_hidden=False`) that reached a `Conv2D`, whose
-    SPMD expansion then failed (keras-hub's ViT), so the option is left out."""
+    """An embedding table's group, with an untied output projection
+    (`reverse_embeddings`, `(hidden, vocabulary)`: keras-hub's Llama, Mistral,
+    Phi-3) split the same way, transposed.
+
+    Split by hidden, the lookup's output is split over the model axis and
+    DTensor carries that layout into what reads it; in a model with
+    convolutions (`by_hidden=False`) that reached a `Conv2D`, whose SPMD
+    expansion then failed (keras-hub's ViT), so the option is left out."""
     table = own["embeddings"]
-    members = [table] + [w for name, w in own.items() if name != "embeddings"]
-    unsplit = (None,) * (len(members) - 1)
-    options = {REPLICATED: (None,) + unsplit, "vocabulary": (0,) + unsplit}
+    others = [(n, w) for n, w in own.items() if n != "embeddings"]
+    members = [table] + [w for _, w in others]
+
+    def dims(table_dim):
+        reverse = 1 - table_dim  # The projection is the table transposed.
+        return (table_dim,) + tuple(
+            reverse if n == "reverse_embeddings" and len(w.shape) == 2 else None
+            for n, w in others
+        )
+
+    options = {REPLICATED: (None,) * len(members), "vocabulary": dims(0)}
     if by_hidden:
-        options["hidden"] = (1,) + unsplit
+        options["hidden"] = dims(1)
     return Group(
         kind="embedding",
         name=path,
