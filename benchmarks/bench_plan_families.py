@@ -44,6 +44,8 @@ WORKLOAD = {
     "activation_itemsize": 4,
 }
 MESH = (2, 2)
+# Measured by `bench_plan.py` on the 2-core machine of benchmarks/README.md.
+CONSTANTS = {"flops_per_s": 5.76e9, "latency_s": 2.76e-3, "bytes_per_s": 3.9e8}
 
 
 def backbone(name):
@@ -68,7 +70,7 @@ def main():
     tf_mp.configure_virtual_devices(4)
     from tf_mp.planning import referee
 
-    constants = {"flops_per_s": 5.76e9, "latency_s": 2.76e-3, "bytes_per_s": 3.9e8}
+    constants = CONSTANTS
     mesh = tf_mp.Mesh({"batch": MESH[0], "model": MESH[1]})
     rows = {}
     for name in FAMILIES:
