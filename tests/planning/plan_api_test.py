@@ -200,3 +200,25 @@ def test_an_untied_output_projection_splits_with_its_embedding():
     assert paths == ["embeddings", "reverse_embeddings"]
     assert embedding.options["vocabulary"] == (0, 1)  # (vocab, h), (h, vocab)
     assert embedding.options["hidden"] == (1, 0)
+
+
+def test_square_gated_feed_forwards_pair_in_the_order_they_were_made():
+    """Gemma's ffw_gating, ffw_gating_2 and ffw_linear are all square when
+    hidden is half the intermediate size: shapes cannot say which is the row."""
+    import keras_hub
+
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=64,
+        num_layers=1,
+        num_query_heads=4,
+        num_key_value_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=4,
+    )
+    feedforward = next(g for g in model_groups(backbone) if g.kind == "feedforward")
+    dims = {
+        w.path.split("/")[-2]: d
+        for w, d in zip(feedforward.weights, feedforward.options["megatron"])
+    }
+    assert dims == {"ffw_gating": 1, "ffw_gating_2": 1, "ffw_linear": 0}

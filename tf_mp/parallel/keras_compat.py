@@ -44,11 +44,12 @@ def seed_states(model):
 
 
 def layer_tree(model):
-    """Every layer inside `model` (not itself), outer before inner, each with
-    its direct sublayers: `[(layer, children)]`, in creation order."""
+    """`model` and every layer inside it, outer before inner, each with its
+    direct sublayers in creation order: `[(layer, children)]`. (Siblings come
+    in reverse creation order in the flattened list itself.)"""
     return [
         (layer, list(layer._flatten_layers(include_self=False, recursive=False)))
-        for layer in model._flatten_layers(include_self=False)
+        for layer in model._flatten_layers(include_self=True)
     ]
 
 

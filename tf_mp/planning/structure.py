@@ -55,7 +55,8 @@ def model_groups(model):
         if name.endswith("kernel")
     )
     groups.extend(_embedding(path, own, not convolutions) for path, own in tables)
-    groups.extend(_feedforwards(projections))
+    made = {c.path: i for _, children in tree for i, c in enumerate(children)}
+    groups.extend(_feedforwards(projections, made))
     for variable in model.weights:
         if id(variable) not in claimed:
             groups.append(_single(weights[id(variable)]))
@@ -180,7 +181,7 @@ def _embedding(path, own, by_hidden):
     )
 
 
-def _feedforwards(projections):
+def _feedforwards(projections, made):
     """Feed-forward groups of the projections of each parent layer, and the
     projections in none alone.
 
@@ -188,6 +189,9 @@ def _feedforwards(projections):
     lists `dense_2` first), so within one parent the pair `(h, f)` -> `(f, h')`
     with the widest middle `f` is taken first (a feed-forward widens, then
     narrows), with up to `MAX_COLUMNS - 1` more `(h, f)` projections (gates).
+    Among equally wide pairs (square projections: Gemma's at hidden = half
+    the intermediate size), the first made column and the last made row
+    (`made`: each layer's position among its parent's sublayers).
     """
     by_parent = {}
     for own in projections:
@@ -204,7 +208,14 @@ def _feedforwards(projections):
             ]
             if not pairs:
                 break
-            first, last = max(pairs, key=lambda p: p[0]["kernel"].shape[1])
+            first, last = max(
+                pairs,
+                key=lambda p: (
+                    p[0]["kernel"].shape[1],  # The widest middle,
+                    -_made(p[0], made),  # then the first made column
+                    _made(p[1], made),  # and the last made row.
+                ),
+            )
             columns = [first] + [
                 m
                 for m in members
@@ -217,6 +228,10 @@ def _feedforwards(projections):
         for own in members:
             groups.extend(_single(w) for w in own.values())
     return groups
+
+
+def _made(own, made):
+    return made.get(own["kernel"].path.rsplit("/", 1)[0], 0)
 
 
 def _feedforward(run):
