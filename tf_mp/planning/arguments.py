@@ -9,6 +9,7 @@ import tensorflow as tf
 from tf_mp.parallel.devices import default_device_type
 from tf_mp.parallel.devices import list_devices
 from tf_mp.planning.groups import REPLICATED
+from tf_mp.utils.checks import check_number
 
 UNITS = {
     "": 1,
@@ -35,6 +36,16 @@ def check_model(model):
             f"`model` must be built before planning: call it on a batch or "
             f"`model.build(input_shape)`. Received: the unbuilt {model.name!r} "
             f"({type(model).__name__})"
+        )
+
+
+def check_settings(batch_size, measure, objective, objectives):
+    check_number("batch_size", batch_size, integer=True, low=1)
+    check_number("measure", measure, integer=True, low=0)
+    if objective not in objectives:
+        raise ValueError(
+            f"`objective` must be one of {objectives}. "
+            f"Received: objective={objective!r}"
         )
 
 

@@ -8,13 +8,13 @@ from tf_mp.planning import measure as measuring
 from tf_mp.planning import search as searching
 from tf_mp.planning.arguments import candidate_meshes
 from tf_mp.planning.arguments import check_model
+from tf_mp.planning.arguments import check_settings
 from tf_mp.planning.arguments import parse_bytes
 from tf_mp.planning.arguments import sequence_length_of
 from tf_mp.planning.constants import check_constants
 from tf_mp.planning.constants import machine_constants
 from tf_mp.planning.plan import Plan
 from tf_mp.planning.structure import model_groups
-from tf_mp.utils.checks import check_number
 
 
 def plan(
@@ -60,13 +60,7 @@ def plan(
         A `tf_mp.Plan`.
     """
     check_model(model)
-    check_number("batch_size", batch_size, integer=True, low=1)
-    check_number("measure", measure, integer=True, low=0)
-    if objective not in searching.OBJECTIVES:
-        raise ValueError(
-            f"`objective` must be one of {searching.OBJECTIVES}. "
-            f"Received: objective={objective!r}"
-        )
+    check_settings(batch_size, measure, objective, searching.OBJECTIVES)
     budget = parse_bytes("memory_per_device", memory_per_device)
     slots = costs.optimizer_slots(optimizer)
     groups = model_groups(model)
