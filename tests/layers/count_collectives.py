@@ -8,7 +8,9 @@ builds `Dense -> n x ParallelTransformerEncoder -> Dense` on a `batch=1,
 model=k` mesh (so every collective is a tensor-parallel one), runs one `fit`
 step and one `predict` step, and prints one JSON line: per step function, the
 DTensor collectives left after that optimization, by op type, and the collective
-ops they lower to.
+ops they lower to; and, as `fit_read` / `predict_read`, the same step's
+collectives as `tf_mp.parallel.timing.watch_collectives` reads them in-process
+(what `tf_mp.plan` reports), by op and mesh axes.
 
     python tests/layers/count_collectives.py --model 2 --blocks 2
 
@@ -70,6 +72,7 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
 
     import tf_mp
+    from tf_mp.parallel import timing
 
     if args.bert:
         return count_bert(args, dump_dir)
@@ -87,8 +90,10 @@ def main():
         model = keras.Model(tokens, keras.layers.Dense(1)(x[:, 0]))
         model.compile(optimizer="sgd", loss="mse")
     data = np.random.default_rng(0).normal(size=(batch, seq, hidden))
-    model.fit(data, np.zeros((batch, 1)), batch_size=batch, verbose=0)
-    model.predict(data, batch_size=batch, verbose=0)
+    with timing.watch_collectives() as fit_read:
+        model.fit(data, np.zeros((batch, 1)), batch_size=batch, verbose=0)
+    with timing.watch_collectives() as predict_read:
+        model.predict(data, batch_size=batch, verbose=0)
     print(
         json.dumps(
             {
@@ -96,6 +101,8 @@ def main():
                 "blocks": args.blocks,
                 "fit": counts(dump_dir, "train_step"),
                 "predict": counts(dump_dir, "predict_step"),
+                "fit_read": fit_read,
+                "predict_read": predict_read,
             }
         )
     )
@@ -103,6 +110,7 @@ def main():
 
 def count_bert(args, dump_dir):
     import tf_mp
+    from tf_mp.parallel import timing
 
     batch_size, model_size = (int(n) for n in args.bert.split("x"))
     tf_mp.configure_virtual_devices(batch_size * model_size)
@@ -135,8 +143,10 @@ def count_bert(args, dump_dir):
         "segment_ids": np.zeros((4, 8), "int32"),
         "padding_mask": np.ones((4, 8), "int32"),
     }
-    model.fit(x, rng.integers(0, 2, (4,)), batch_size=4, verbose=0)
-    print(json.dumps({"bert": args.bert, "fit": counts(dump_dir, "train_step")}))
+    with timing.watch_collectives() as fit_read:
+        model.fit(x, rng.integers(0, 2, (4,)), batch_size=4, verbose=0)
+    fit = counts(dump_dir, "train_step")
+    print(json.dumps({"bert": args.bert, "fit": fit, "fit_read": fit_read}))
 
 
 if __name__ == "__main__":

@@ -36,21 +36,34 @@ def test_encoder_blocks_need_two_all_reduces_forward_and_two_backward(model, blo
         "dtensor": {"DTensorAllReduce": 4 * blocks},
         "lowered": {"CollectiveReduceV2": 4 * blocks},
     }
+    # The same collectives read in-process, as `tf_mp.plan` reports them:
+    # all over the model axis, each one activation (batch 4 x 8 x 16 float32,
+    # whole on a `batch=1` mesh).
+    activation = 4 * 8 * 16 * 4
+    for step, count in (("fit_read", 4 * blocks), ("predict_read", 2 * blocks)):
+        assert counts[step] == {
+            "all_reduce@model": {"count": count, "bytes": count * activation}
+        }
 
 
 @pytest.mark.parametrize(
-    "mesh, expected",
+    "mesh, expected, read",
     [
         # Megatron's 4 per block (2 blocks) + 1 all-gather of the embedding
-        # output (`bert_layout_map`'s "token_embedding/output"); was 72.
-        ("1x2", 9),
+        # output (`bert_layout_map`'s "token_embedding/output"), lowered to an
+        # all-reduce; was 72.
+        ("1x2", 9, {"all_reduce@model": 8, "all_gather@model": 1}),
         # Every gradient, the loss and the metrics in one group; was 45.
-        ("2x1", 1),
+        ("2x1", 1, {"all_reduce@batch": 1}),
         # Both: the model axis's 9 and one group over the batch axis; was 117.
-        ("2x2", 10),
+        (
+            "2x2",
+            10,
+            {"all_reduce@model": 8, "all_gather@model": 1, "all_reduce@batch": 1},
+        ),
     ],
 )
-def test_keras_hub_bert_fit_step_all_reduces(mesh, expected):
+def test_keras_hub_bert_fit_step_all_reduces(mesh, expected, read):
     result = subprocess.run(
         [sys.executable, SCRIPT, f"--bert={mesh}", "--blocks=2"],
         capture_output=True,
@@ -63,3 +76,7 @@ def test_keras_hub_bert_fit_step_all_reduces(mesh, expected):
         "dtensor": {"DTensorAllReduce": expected},
         "lowered": {"CollectiveReduceV2": expected},
     }
+    # Read in-process (`tf_mp.plan`'s compiled counts): the same ops, by what
+    # each computes and the mesh axis it spans.
+    assert {op: c["count"] for op, c in counts["fit_read"].items()} == read
+    assert all(c["bytes"] > 0 for c in counts["fit_read"].values())

@@ -181,6 +181,32 @@ def test_the_best_candidates_are_measured():
     measured = [c["measured_step_s"] for c in plan.candidates[:2]]
     assert all(s is not None and s > 0 for s in measured)
     assert measured == sorted(measured)
+    assert all(c["compiled_collectives"] is None for c in plan.candidates[2:])
+
+
+def test_measured_collectives_are_those_of_the_compiled_step():
+    """Counted in the DTensor step each measured candidate compiled (what
+    `tests/layers/megatron_communication_test.py` checks against DTensor's
+    MLIR dump), and reported by `plan.collectives`."""
+    plan = _plan(models.mlp(), devices=[(1, 2)], objective="memory", measure=2)
+    split, whole = plan.candidates[:2]
+    assert set(split["choices"].values()) == {"megatron"}
+    # The row-parallel `down`'s output (batch 8 x 32 float32), summed over
+    # the model axis. Backward there is none: the column-parallel `up` reads
+    # the model's input, whose gradient no step needs (the cost model counts
+    # one all-reduce each way).
+    assert split["compiled_collectives"] == {
+        "all_reduce@model": {"count": 1, "bytes": 8 * 32 * 4}
+    }
+    assert split["collectives"]["all_reduce@model"]["count"] == 2
+    assert plan.collectives == split["compiled_collectives"]
+    assert whole["compiled_collectives"] == {}
+    data_parallel = _plan(models.mlp(), devices=[(2, 1)], measure=1)
+    ((name, entry),) = data_parallel.collectives.items()
+    # The gradients of every weight, grouped into one all-reduce.
+    assert name == "all_reduce@batch" and entry["count"] == 1
+    weights = sum(int(w.numpy().nbytes) for w in models.mlp().weights)
+    assert entry["bytes"] >= weights
 
 
 def test_an_untied_output_projection_splits_with_its_embedding():

@@ -1,4 +1,5 @@
-"""Timings of a mesh for the planner's cost model (`tf_mp.planning.constants`)."""
+"""What the planner measures on a mesh: timings for its cost model
+(`tf_mp.planning.constants`) and the collectives of compiled steps."""
 
 from tf_mp.parallel import dtensor as _engine
 
@@ -13,3 +14,11 @@ def all_reduce_seconds(mesh, elements, repeats=5):
     """Seconds of one all-reduce of `elements` float32 values over `mesh` (a
     one-axis `tf_mp.Mesh`)."""
     return _engine.all_reduce_seconds(mesh.dtensor_mesh, elements, repeats)
+
+
+def watch_collectives():
+    """A context manager yielding a dict filled, on exit, with the collectives
+    of the steps compiled for a mesh inside it: `"op@axes"` -> `{"count",
+    "bytes"}` per device, as DTensor lowered them (gradient all-reduces
+    grouped). A step compiled before the block is not seen."""
+    return _engine.watch_collectives()

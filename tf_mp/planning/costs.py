@@ -58,6 +58,7 @@ class Figures:
     compute_s: float
     communication_s: float
     measured_step_s: float = None
+    compiled_collectives: dict = None  # Read from the compiled step, if measured.
 
     @property
     def bytes_per_device(self):

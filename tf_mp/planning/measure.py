@@ -1,11 +1,14 @@
-"""Step times of the final candidates, measured: the model copied onto each
-candidate's mesh and layout, trained on a synthetic batch."""
+"""The final candidates, measured: the model copied onto each candidate's mesh
+and layout, trained on a synthetic batch; its step time, and the collectives of
+its compiled step."""
 
 import statistics
 import time
 
 import numpy as np
 from keras.src import tree
+
+from tf_mp.parallel import timing
 
 MEASURED_STEPS = 3
 
@@ -44,19 +47,21 @@ def synthetic_batch(model, batch_size, sequence_length):
     return x, y
 
 
-def step_seconds(model, batch, optimizer):
-    """The median wall time of a train step of `model` (already on its mesh)
-    on `batch`, after one step that traces and compiles."""
+def train_step(model, batch, optimizer):
+    """`(seconds, collectives)`: the median wall time of a train step of
+    `model` (already on its mesh) on `batch`, after one step that traces and
+    compiles, and the collectives of that compiled step."""
     x, y = batch
     if not isinstance(optimizer, str):  # A fresh copy for each model.
         optimizer = type(optimizer).from_config(optimizer.get_config())
     # `metrics=[]`: keras-hub tasks add accuracy for "auto" and for None.
     loss = tree.map_structure(lambda _: "mse", y)
     model.compile(optimizer=optimizer, loss=loss, metrics=[])
-    model.train_on_batch(x, y)
+    with timing.watch_collectives() as collectives:
+        model.train_on_batch(x, y)
     times = []
     for _ in range(MEASURED_STEPS):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), collectives

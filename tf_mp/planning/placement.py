@@ -26,9 +26,8 @@ def keras_layout_map(plan, device_mesh=None):
             devices=keras.distribution.list_devices()[:count],
         )
     layout_map = keras.distribution.LayoutMap(device_mesh)
-    for path, _, axes in plan.weights:
-        if any(a is not None for a in axes):
-            layout_map[exact_key(path)] = axes
+    for key, axes in plan.split_weights():
+        layout_map[key] = axes
     return layout_map
 
 

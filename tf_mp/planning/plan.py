@@ -23,8 +23,9 @@ class Plan:
             `weight_bytes`, `gradient_bytes`, `slot_bytes` (exact) and
             `activation_bytes` (estimated), `bytes_per_device`, `collectives`
             (`"op@axis"`: count and bytes per train step), `compute_s`,
-            `communication_s`, `step_s` (the cost model's) and
-            `measured_step_s` (where measured).
+            `communication_s`, `step_s` (the cost model's),
+            `measured_step_s` and `compiled_collectives` (counted in the
+            compiled DTensor train step, where measured).
         settings: what it was planned for (`batch_size`, `sequence_length`,
             `optimizer` slots, `objective`, `memory_per_device`, `constants`).
     """
@@ -46,19 +47,31 @@ class Plan:
 
     @property
     def collectives(self):
-        return self.best["collectives"]
+        """The best candidate's collectives per train step, `"op@axes"` ->
+        `{"count", "bytes"}` per device: counted in its compiled DTensor step
+        where it was measured, else the cost model's."""
+        compiled = self.best.get("compiled_collectives")
+        return self.best["collectives"] if compiled is None else compiled
 
     def mesh(self, devices=None):
         """The `tf_mp.Mesh` of the plan (on `devices`, or the first local
         devices)."""
         return Mesh(self.mesh_shape, devices=devices)
 
+    def split_weights(self):
+        """`(key, axes)` per weight split over some mesh axis, the key matching
+        that weight's path only (under both layout maps' matching rules)."""
+        return [
+            (placement.exact_key(path), axes)
+            for path, _, axes in self.weights
+            if any(a is not None for a in axes)
+        ]
+
     def layout_map(self, mesh=None):
         """A `tf_mp.LayoutMap` with one exact-path key per split weight."""
         layout_map = LayoutMap(mesh if mesh is not None else self.mesh())
-        for path, _, axes in self.weights:
-            if any(a is not None for a in axes):
-                layout_map[placement.exact_key(path)] = axes
+        for key, axes in self.split_weights():
+            layout_map[key] = axes
         return layout_map
 
     def keras_layout_map(self, device_mesh=None):

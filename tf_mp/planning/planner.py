@@ -114,7 +114,9 @@ def _measured(model, ranked, count, workload, optimizer, settings):
     for figures in ranked[:count]:
         candidate = _plan_of(model, [figures], settings)
         copy = candidate.apply(model)
-        figures.measured_step_s = measuring.step_seconds(copy, batch, name)
+        figures.measured_step_s, figures.compiled_collectives = measuring.train_step(
+            copy, batch, name
+        )
     if settings["objective"] == "step_time":
         ranked[:count] = sorted(ranked[:count], key=lambda f: f.measured_step_s)
     return ranked

@@ -7,6 +7,7 @@ HEADER = (
     "fsdp",
     "MiB/device",
     "collectives",
+    "compiled",
     "model s",
     "measured s",
 )
@@ -28,12 +29,18 @@ def describe_choices(choices):
     return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "none"
 
 
+def describe_collectives(collectives):
+    """`"12 (3.5 MiB)"`: collectives per train step and the bytes they move."""
+    count = sum(v["count"] for v in collectives.values())
+    moved = mebibytes(sum(v["bytes"] for v in collectives.values()))
+    return f"{count} ({moved} MiB)"
+
+
 def summary_table(plan, limit):
     rows = []
     for rank, c in enumerate(plan.candidates[:limit], start=1):
         mesh = f"{c['mesh']['batch']}x{c['mesh']['model']}"
-        count = sum(v["count"] for v in c["collectives"].values())
-        moved = mebibytes(sum(v["bytes"] for v in c["collectives"].values()))
+        compiled = c.get("compiled_collectives")
         measured = c.get("measured_step_s")
         rows.append(
             (
@@ -42,7 +49,8 @@ def summary_table(plan, limit):
                 describe_choices(c["choices"]),
                 "yes" if c["fsdp"] else "no",
                 mebibytes(c["bytes_per_device"]),
-                f"{count} ({moved} MiB)",
+                describe_collectives(c["collectives"]),
+                "-" if compiled is None else describe_collectives(compiled),
                 f"{c['step_s']:.4g}",
                 "-" if measured is None else f"{measured:.4g}",
             )

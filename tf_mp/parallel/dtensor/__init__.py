@@ -67,6 +67,8 @@ One concern per module:
 * `randomness.py`, `eager.py`: random draws and eager calls on a mesh.
 * `timing.py`: a matmul and an all-reduce timed on a mesh (the planner's
   constants).
+* `compiled_collectives.py`: the collectives of a compiled step, read from the
+  function DTensor lowered it to (the planner's compiled counts).
 * `keras_backend.py`: Keras's TensorFlow `distribution_lib`, completed for
   `tf_mp.enable_keras_distribution()`.
 
@@ -106,6 +108,7 @@ flags.configure_relayouts()
 from tf_mp.parallel.dtensor.batches import distribute_batch  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import gradient_sum_point  # noqa: E402
 from tf_mp.parallel.dtensor.collectives import relayout  # noqa: E402
+from tf_mp.parallel.dtensor.compiled_collectives import watch as watch_collectives  # noqa: E402, E501
 from tf_mp.parallel.dtensor.datasets import distribute_dataset  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import create_mesh  # noqa: E402
 from tf_mp.parallel.dtensor.layouts import layout_axes  # noqa: E402
