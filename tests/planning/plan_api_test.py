@@ -62,18 +62,33 @@ def test_figures_are_exact_for_weights_and_slots():
     assert sgd.best["slot_bytes"] == 0
 
 
-def test_a_megatron_pair_costs_one_all_reduce_each_way():
-    model = models.mlp()
+def _pair_collectives(model, sequence_length):
     groups = model_groups(model)
     pair = next(g for g in groups if g.kind == "feedforward")
-    workload = {"batch_size": 8, "sequence_length": 1, "slots": 2}
+    workload = {"batch_size": 8, "sequence_length": sequence_length, "slots": 2}
     workload["activation_itemsize"] = 4
     figures = costs.evaluate(
         groups, (1, 2), {pair.role: "megatron"}, False, workload, models.CONSTANTS
     )
-    assert figures.collectives == {
-        "all_reduce@model": {"count": 2, "bytes": 8 * (32 + 16) * 4}
+    return figures.collectives
+
+
+def test_a_megatron_pair_costs_one_all_reduce_each_way():
+    # The transformer's feed-forward reads the attention block's output: its
+    # 32 outputs summed forward, its 32 input gradients backward, per token.
+    tokens = 8 * models.SEQ
+    assert _pair_collectives(models.transformer(), models.SEQ) == {
+        "all_reduce@model": {"count": 2, "bytes": tokens * (32 + 32) * 4}
     }
+    # The MLP's pair reads the model's input, whose gradient no step needs.
+    assert _pair_collectives(models.mlp(), 1) == {
+        "all_reduce@model": {"count": 1, "bytes": 8 * 32 * 4}
+    }
+    # Subclassed: the order weights were made says nothing of the data flow.
+    assert _pair_collectives(models.subclassed(), 1)["all_reduce@model"]["count"] == 2
+    groups = model_groups(models.mlp())
+    workload = {"batch_size": 8, "sequence_length": 1, "slots": 2}
+    workload["activation_itemsize"] = 4
     data_parallel = costs.evaluate(
         groups, (2, 1), {}, False, workload, models.CONSTANTS
     )
@@ -193,12 +208,11 @@ def test_measured_collectives_are_those_of_the_compiled_step():
     assert set(split["choices"].values()) == {"megatron"}
     # The row-parallel `down`'s output (batch 8 x 32 float32), summed over
     # the model axis. Backward there is none: the column-parallel `up` reads
-    # the model's input, whose gradient no step needs (the cost model counts
-    # one all-reduce each way).
+    # the model's input, whose gradient no step needs; the cost model agrees.
     assert split["compiled_collectives"] == {
         "all_reduce@model": {"count": 1, "bytes": 8 * 32 * 4}
     }
-    assert split["collectives"]["all_reduce@model"]["count"] == 2
+    assert split["collectives"] == split["compiled_collectives"]
     assert plan.collectives == split["compiled_collectives"]
     assert whole["compiled_collectives"] == {}
     data_parallel = _plan(models.mlp(), devices=[(2, 1)], measure=1)

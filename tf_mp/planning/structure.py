@@ -14,8 +14,17 @@ Read from the layers and weight shapes, never from the model's class:
 * embedding: a 2-D `embeddings` weight, split by vocabulary or by hidden.
 * every other weight on its own: replicated (or, when large, split over the
   batch axis, FSDP style).
+
+A split group whose input no trainable weight precedes needs no backward
+all-reduce (its input gradient is never used): that is the first group of a
+Sequential or Functional model, whose weights are in the order the layers
+run. Subclassed models keep the backward count (their order is the order
+weights were made).
 """
 
+import dataclasses
+
+import keras
 import numpy as np
 
 from tf_mp.parallel import keras_compat
@@ -61,7 +70,12 @@ def model_groups(model):
         if id(variable) not in claimed:
             groups.append(_single(weights[id(variable)]))
             claimed.add(id(variable))
-    return sorted(groups, key=lambda g: min(w.index for w in g.weights))
+    groups.sort(key=lambda g: min(w.index for w in g.weights))
+    graph = isinstance(model, keras.Sequential) or keras_compat.is_functional(model)
+    if groups and graph and groups[0].boundary:
+        forward, _ = groups[0].boundary
+        groups[0] = dataclasses.replace(groups[0], boundary=(forward, 0))
+    return groups
 
 
 def _weight(index, variable):
