@@ -17,8 +17,9 @@ def all_reduce_seconds(mesh, elements, repeats=5):
 
 
 def watch_collectives():
-    """A context manager yielding a dict filled, on exit, with the collectives
-    of the steps compiled for a mesh inside it: `"op@axes"` -> `{"count",
-    "bytes"}` per device, as DTensor lowered them (gradient all-reduces
-    grouped). A step compiled before the block is not seen."""
+    """A context manager yielding a reading whose `collectives`, on exit, are
+    those of the steps compiled for a mesh inside it: `"op@axes"` ->
+    `{"count", "bytes"}` per device, as DTensor lowered them (gradient
+    all-reduces grouped); `None` where no step was compiled for a mesh (one
+    compiled before the block is not seen)."""
     return _engine.watch_collectives()

@@ -50,18 +50,19 @@ def synthetic_batch(model, batch_size, sequence_length):
 def train_step(model, batch, optimizer):
     """`(seconds, collectives)`: the median wall time of a train step of
     `model` (already on its mesh) on `batch`, after one step that traces and
-    compiles, and the collectives of that compiled step."""
+    compiles, and the collectives of that compiled step (`None` where none
+    was compiled for a mesh)."""
     x, y = batch
     if not isinstance(optimizer, str):  # A fresh copy for each model.
         optimizer = type(optimizer).from_config(optimizer.get_config())
     # `metrics=[]`: keras-hub tasks add accuracy for "auto" and for None.
     loss = tree.map_structure(lambda _: "mse", y)
     model.compile(optimizer=optimizer, loss=loss, metrics=[])
-    with timing.watch_collectives() as collectives:
+    with timing.watch_collectives() as reading:
         model.train_on_batch(x, y)
     times = []
     for _ in range(MEASURED_STEPS):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
-    return statistics.median(times), collectives
+    return statistics.median(times), reading.collectives

@@ -36,23 +36,32 @@ _LOWERED = {
 _MESH = re.compile(r"mesh:\|([^|]*)\|")
 
 
+class Reading:
+    """What `watch` read: `collectives`, `"op@axes"` (axes joined by `+`) ->
+    `{"count", "bytes"}` (bytes: each device's buffer), or `None` where no
+    step was compiled for a mesh inside the block."""
+
+    collectives = None
+
+
 @contextlib.contextmanager
 def watch():
-    """Yields a dict filled, on exit, with the collectives of the per-device
-    functions DTensor compiled inside the block: `"op@axes"` (axes joined by
-    `+`) -> `{"count", "bytes"}`, bytes being each device's output buffer.
+    """Yields a `Reading` of the collectives of the per-device functions
+    DTensor compiled inside the block, filled on exit.
 
     A function compiled before the block (the same step traced again) is not
     seen: run the block on a freshly compiled step.
     """
     before = set(context.context().list_function_names())
-    found = {}
-    yield found
+    reading = Reading()
+    yield reading
     for name in context.context().list_function_names():
         if name.startswith(_LOWERED_PREFIX) and name not in before:
+            if reading.collectives is None:
+                reading.collectives = {}
             function = context.context().get_function_def(name)
             for key, size in _collectives(function):
-                entry = found.setdefault(key, {"count": 0, "bytes": 0})
+                entry = reading.collectives.setdefault(key, {"count": 0, "bytes": 0})
                 entry["count"] += 1
                 entry["bytes"] += size
 
