@@ -6,6 +6,7 @@ import keras
 import pytest
 
 import tf_mp
+from tests.models import families
 from tests.planning import models
 from tf_mp.planning import costs
 from tf_mp.planning.structure import model_groups
@@ -33,6 +34,18 @@ def test_groups_are_read_from_the_structure():
     assert heads["mha/attention_output/bias"] is None
     paths = [w.path for g in groups for w in g.weights]
     assert sorted(paths) == sorted(w.path for w in model.weights)
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_every_weight_is_in_exactly_one_group(family):
+    # Gemma 3's and Qwen3's attention layers hold query/key norms beside their
+    # projections: those were once left out of every group (and out of the
+    # plan's bytes and weights).
+    model = families.backbone(family)
+    indices = sorted(w.index for g in model_groups(model) for w in g.weights)
+    assert indices == list(range(len(model.weights)))
+    plan = _plan(model, devices=[(1, 2)], sequence_length=8)
+    assert [path for path, _, _ in plan.weights] == [w.path for w in model.weights]
 
 
 def test_grouped_query_key_value_heads_stay_replicated_where_they_do_not_divide():

@@ -98,7 +98,7 @@ def _plan_of(model, ranked, settings):
     best = ranked[0]
     weights = [
         (w.path, tuple(int(d) for d in w.shape), axes)
-        for w, axes in zip(model.weights, best.axes)
+        for w, axes in zip(model.weights, best.axes, strict=True)
     ]
     mesh = {"batch": best.mesh[0], "model": best.mesh[1]}
     return Plan(mesh, weights, [f.to_dict() for f in ranked], settings)

@@ -46,7 +46,12 @@ def model_groups(model):
         group = _attention(layer, children, weights)
         if group is not None:
             groups.append(group)
-            claimed.update(id(v) for c in children for v in c.weights)
+            # Only its projections: other sublayers' weights (Gemma 3's and
+            # Qwen3's query/key norms) are grouped on their own below.
+            members = {w.index for w in group.weights}
+            claimed.update(
+                id(v) for v in model.weights if weights[id(v)].index in members
+            )
     projections, tables = [], []
     for layer, _ in tree:
         own = _own(layer, weights, claimed)
