@@ -12,7 +12,7 @@ import pytest
 from tests.cli.isolated import run_cli
 from tf_mp.cli import main
 
-cli_main = importlib.import_module("tf_mp.cli.main")
+cli_main = importlib.import_module("tf_mp.cli.commands")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -272,3 +272,15 @@ def test_bad_arguments_are_reported_before_tensorflow_is_imported(tmp_path, argv
     assert status == 2, err
     assert not imported
     assert err == [line, "(run with --debug for the traceback)"]
+
+
+def test_main_stays_the_entry_point_once_the_commands_module_is_imported():
+    # The commands lived in `tf_mp/cli/main.py` once: importing that module
+    # replaced the package's `main` function by the module, so
+    # `from tf_mp.cli import main` gave a module after any test (or user code)
+    # had imported it, and the CLI tests failed in some orders.
+    import tf_mp.cli
+
+    importlib.import_module("tf_mp.cli.commands")
+    assert callable(tf_mp.cli.main)
+    assert tf_mp.cli.main(["devices"]) == 0

@@ -8,7 +8,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from tf_mp.cli.main import main
+from tf_mp.cli.commands import main
 
 WORDS = "abcdefghijklmnopqrstuvwxyz0123456789"
 

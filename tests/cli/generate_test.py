@@ -5,7 +5,7 @@ can."""
 import pytest
 
 from tests.cli.isolated import run_cli
-from tf_mp.cli.main import main
+from tf_mp.cli.commands import main
 
 PROMPT = "the quick brown"
 

@@ -12,7 +12,7 @@ def run_cli(argv, cwd):
     """`(exit status, tensorflow imported?, stderr lines)` of `tf-mp argv`."""
     script = (
         "import sys\n"
-        "from tf_mp.cli.main import main\n"
+        "from tf_mp.cli.commands import main\n"
         f"status = main({argv!r})\n"
         "print('tensorflow' in sys.modules)\n"
         "sys.exit(status)\n"

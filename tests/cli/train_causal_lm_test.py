@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli.isolated import run_cli
 from tests.models.tiny_presets import SENTENCES
-from tf_mp.cli.main import main
+from tf_mp.cli.commands import main
 
 
 def _train(preset, data, output, *extra):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tf_mp.cli.main import main
+from tf_mp.cli.commands import main
 
 ROWS = 24
 TRAIN = "sentence\tlabel\n" + "".join(

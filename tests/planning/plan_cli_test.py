@@ -5,7 +5,7 @@ import json
 import pytest
 
 import tf_mp
-from tf_mp.cli.main import main
+from tf_mp.cli.commands import main
 
 
 @pytest.fixture(autouse=True)

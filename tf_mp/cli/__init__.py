@@ -10,7 +10,7 @@ def main(argv=None):
     # Quiet TensorFlow's C++ logs (DTensor logs every step at INFO) unless the
     # user chose a level; must happen before TensorFlow is imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tf_mp.cli.main import main as run
+    from tf_mp.cli.commands import main as run
 
     return run(argv)
 
