@@ -237,17 +237,7 @@ def test_measured_collectives_are_those_of_the_compiled_step():
 
 
 def test_an_untied_output_projection_splits_with_its_embedding():
-    import keras_hub
-
-    backbone = keras_hub.models.LlamaBackbone(
-        vocabulary_size=64,
-        num_layers=1,
-        num_query_heads=4,
-        num_key_value_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        tie_word_embeddings=False,
-    )
+    backbone = families.backbone("llama", num_layers=1, tie_word_embeddings=False)
     embedding = next(g for g in model_groups(backbone) if g.kind == "embedding")
     paths = [w.path.rsplit("/", 1)[-1] for w in embedding.weights]
     assert paths == ["embeddings", "reverse_embeddings"]
@@ -258,17 +248,8 @@ def test_an_untied_output_projection_splits_with_its_embedding():
 def test_square_gated_feed_forwards_pair_in_the_order_they_were_made():
     """Gemma's ffw_gating, ffw_gating_2 and ffw_linear are all square when
     hidden is half the intermediate size: shapes cannot say which is the row."""
-    import keras_hub
-
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=64,
-        num_layers=1,
-        num_query_heads=4,
-        num_key_value_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        head_dim=4,
-    )
+    # Hidden 16, intermediate 32, head_dim 4.
+    backbone = families.backbone("gemma", num_layers=1, intermediate_dim=32)
     feedforward = next(g for g in model_groups(backbone) if g.kind == "feedforward")
     dims = {
         w.path.split("/")[-2]: d

@@ -48,10 +48,7 @@ def model_groups(model):
             groups.append(group)
             # Only its projections: other sublayers' weights (Gemma 3's and
             # Qwen3's query/key norms) are grouped on their own below.
-            members = {w.index for w in group.weights}
-            claimed.update(
-                id(v) for v in model.weights if weights[id(v)].index in members
-            )
+            claimed.update(id(model.weights[w.index]) for w in group.weights)
     projections, tables = [], []
     for layer, _ in tree:
         own = _own(layer, weights, claimed)

@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.experimental import dtensor
 from tensorflow.python.eager import context
 
 _LOWERED_PREFIX = "_func_"
@@ -33,7 +34,6 @@ _LOWERED = {
     "CollectiveReduceScatterV2": "reduce_scatter",
     "CollectiveAllToAllV2": "all_to_all",
 }
-_MESH = re.compile(r"mesh:\|([^|]*)\|")
 
 
 class Reading:
@@ -91,13 +91,11 @@ def _bytes(node):
 def _axes(node, nodes):
     """The mesh axes along which the devices of one group differ."""
     layouts = node.attr["_layout"].list.s
-    match = _MESH.search(layouts[0].decode()) if layouts else None
-    if match is None:
+    if not layouts:
         return "mesh"
-    names, sizes = zip(
-        *((n, int(s)) for n, s in (d.split("=") for d in match.group(1).split(",")))
-    )
-    table = _group_key_table(node, nodes, int(np.prod(sizes)))
+    mesh = dtensor.Layout.from_string(layouts[0].decode()).mesh
+    names, sizes = mesh.dim_names, mesh.shape()
+    table = _group_key_table(node, nodes, mesh.size)
     if table is None:
         return "mesh"
     coordinates = np.array(np.unravel_index(np.arange(len(table)), sizes)).T
