@@ -19,8 +19,19 @@ def pytest_addoption(parser):
     )
 
 
+def _runs_slow(config):
+    return config.getoption("--run-slow") or os.environ.get("TF_MP_RUN_SLOW") == "1"
+
+
+@pytest.fixture(scope="session")
+def runs_slow(request):
+    """Whether this session runs the `slow` tests (for a fixture that does the
+    work of several tests at once)."""
+    return _runs_slow(request.config)
+
+
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow") or os.environ.get("TF_MP_RUN_SLOW") == "1":
+    if _runs_slow(config):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow or TF_MP_RUN_SLOW=1")
     for item in items:

@@ -69,4 +69,4 @@ class BertTextClassifierTest(MeshTestCase):
         )
 
 
-on_meshes(BertTextClassifierTest, globals())
+on_meshes(BertTextClassifierTest, globals(), slow_off_mesh=True)

@@ -334,4 +334,4 @@ class GemmaCausalLMTest(MeshTestCase):
 
 
 # On (2,2) only (GPT-2's and BERT's run on (1,2) too): the suite's time.
-on_meshes(GemmaCausalLMTest, globals(), shapes=((2, 2),))
+on_meshes(GemmaCausalLMTest, globals(), shapes=((2, 2),), slow_off_mesh=True)

@@ -234,7 +234,7 @@ class GPT2CausalLMTest(MeshTestCase):
         self.assertIsNone(causal_lm.get_quantization_layer_structure("int8"))
 
 
-on_meshes(GPT2CausalLMTest, globals())
+on_meshes(GPT2CausalLMTest, globals(), slow_off_mesh=True)
 
 
 @pytest.mark.usefixtures("bridge")

@@ -5,16 +5,25 @@ where they construct keras-hub's, and run three times: with no mesh, and with
 the whole test (setUp included) inside `ModelParallel(...).scope()` on meshes
 (1, 2) and (2, 2) of logical CPUs. Everything they build is then sharded, called
 eagerly, fit and saved as keras-hub's own suite does it.
+
+The (1, 2) classes are `slow`: (2, 2) runs the same tests with the model axis
+split the same two ways, plus the batch axis, and the equivalence matrix checks
+(1, 2) itself (`tests/parallel/model_parallel_equivalence_test.py`). Where a
+module says so (`slow_off_mesh`), the run with no mesh is slow too:
+`tests/models/partition_test.py` checks every family's partitioned model off a
+mesh against the original.
 """
 
 import math
 
+import pytest
 import tensorflow as tf
 from keras_hub.src.tests.test_case import TestCase
 
 import tf_mp
 
 MESH_SHAPES = ((1, 2), (2, 2))
+SLOW_MESH_SHAPES = ((1, 2),)
 
 
 class MeshTestCase(TestCase):
@@ -45,11 +54,18 @@ class MeshTestCase(TestCase):
             self.skipTest(f"on a mesh: {reason}")
 
 
-def on_meshes(test_class, namespace, shapes=MESH_SHAPES):
+def on_meshes(test_class, namespace, shapes=MESH_SHAPES, slow_off_mesh=False):
     """Adds `<Name>Mesh1x2` and `<Name>Mesh2x2` subclasses of `test_class`
     (or one per shape of `shapes`) to a test module's `namespace` (pytest
-    collects them there)."""
+    collects them there). With `slow_off_mesh`, the class of the same name that
+    replaces `test_class` there (the run with no mesh) is marked `slow`."""
+    if slow_off_mesh:
+        off_mesh = type(test_class.__name__, (test_class,), {})
+        namespace[test_class.__name__] = pytest.mark.slow(off_mesh)
     for shape in shapes:
         suffix = "Mesh" + "x".join(map(str, shape))
         name = test_class.__name__.replace("Test", suffix + "Test")
-        namespace[name] = type(name, (test_class,), {"mesh_shape": shape})
+        test_case = type(name, (test_class,), {"mesh_shape": shape})
+        if shape in SLOW_MESH_SHAPES:
+            test_case = pytest.mark.slow(test_case)
+        namespace[name] = test_case

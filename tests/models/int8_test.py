@@ -40,9 +40,10 @@ def assert_same_outputs(actual, expected):
     "family, mesh_shape",
     [
         ("gpt2", (2, 2)),
-        # Slow (40 s on 2 cores): the same rules as Llama's, on Gemma's kernels.
-        pytest.param("gemma", (1, 2), marks=pytest.mark.slow),
-        ("llama", (2, 2)),
+        # Gemma's kernels take the rules of Llama's; Llama on 2x2 is slow (68 s
+        # on 2 cores, Gemma 40 s): GPT-2's case covers the batch axis.
+        ("gemma", (1, 2)),
+        pytest.param("llama", (2, 2), marks=pytest.mark.slow),
     ],
 )
 def test_int8_on_a_mesh_equals_int8_on_one_device(make_mesh, family, mesh_shape):
