@@ -256,3 +256,20 @@ def test_square_gated_feed_forwards_pair_in_the_order_they_were_made():
         for w, d in zip(feedforward.weights, feedforward.options["megatron"])
     }
     assert dims == {"ffw_gating": 1, "ffw_gating_2": 1, "ffw_linear": 0}
+
+
+def test_a_pair_is_two_projections_of_one_layer():
+    """A nested backbone's weights carry no prefix: its pooler and the task's
+    head look like siblings by path, but the head does not read the pooler
+    (paired, their split cost 10 more all-reduces and 5 all-gathers in the
+    compiled step of BERT on 2x2)."""
+    backbone = families.backbone("bert")
+    inputs = {
+        name: keras.Input((8,), dtype="int32", name=name) for name in backbone.input
+    }
+    pooled = keras.layers.GlobalAveragePooling1D()(backbone(inputs)["sequence_output"])
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(pooled))
+    pairs = [g.name for g in model_groups(model) if g.kind == "feedforward"]
+    assert pairs and all("transformer_layer" in name for name in pairs)
+    alone = {g.name for g in model_groups(model) if g.kind == "weight"}
+    assert {"pooled_dense/kernel", "logits/kernel"} <= alone

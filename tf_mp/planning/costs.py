@@ -59,6 +59,7 @@ class Figures:
     communication_s: float
     measured_step_s: float = None
     compiled_collectives: dict = None  # Read from the compiled step, if measured.
+    calibrated_step_s: float = None  # `calibration.py`, where it could fit.
 
     @property
     def bytes_per_device(self):

@@ -24,10 +24,14 @@ class Plan:
             `activation_bytes` (estimated), `bytes_per_device`, `collectives`
             (`"op@axis"`: count and bytes per train step), `compute_s`,
             `communication_s`, `step_s` (the cost model's),
-            `measured_step_s` and `compiled_collectives` (counted in the
-            compiled DTensor train step, where measured).
+            `calibrated_step_s` (the cost model fitted to the measured
+            candidates, where it could be), `measured_step_s` and
+            `compiled_collectives` (counted in the compiled DTensor train
+            step, where measured).
         settings: what it was planned for (`batch_size`, `sequence_length`,
-            `optimizer` slots, `objective`, `memory_per_device`, `constants`).
+            `optimizer` slots, `objective`, `memory_per_device`, `constants`,
+            and `calibration`, the fitted factors of compute and
+            communication time, where measured candidates allowed a fit).
     """
 
     def __init__(self, mesh_shape, weights, candidates, settings):

@@ -3,6 +3,7 @@ measurement."""
 
 import numpy as np
 
+from tf_mp.planning import calibration
 from tf_mp.planning import costs
 from tf_mp.planning import measure as measuring
 from tf_mp.planning import search as searching
@@ -51,8 +52,11 @@ def plan(
         optimizer: `"adam"`, `"sgd"`, ... , a Keras optimizer, or the number
             of slot variables it keeps per weight.
         objective: `"step_time"` (default) or `"memory"`.
-        measure: int, how many of the best candidates to train for a few
-            steps and time. `0` ranks by the cost model alone.
+        measure: int, how many candidates to train for a few steps and
+            time. For the step-time objective, a spread (the cost model's
+            best, the least compute, the least communication) calibrates the
+            cost model on this model, and the rest go to the candidates the
+            calibrated time ranks first. `0` ranks by the cost model alone.
         constants: optional `{"flops_per_s", "latency_s", "bytes_per_s"}` for
             the cost model; measured once per machine when omitted.
 
@@ -105,21 +109,45 @@ def _plan_of(model, ranked, settings):
 
 
 def _measured(model, ranked, count, workload, optimizer, settings):
-    """`ranked` with its first `count` candidates timed; for the step-time
-    objective, those reordered by their measured time."""
+    """`ranked` with `count` candidates timed. For the memory objective, its
+    first `count`. For step time, a spread the cost model is calibrated on,
+    then the candidates the calibrated time ranks first (`calibration.py`);
+    the timed ones come first, fastest first, the rest by calibrated time."""
     batch = measuring.synthetic_batch(
         model, workload["batch_size"], workload["sequence_length"]
     )
     name = optimizer if not isinstance(optimizer, int) else "adam"
-    for figures in ranked[:count]:
+
+    def measure_one(figures):
         candidate = _plan_of(model, [figures], settings)
         copy = candidate.apply(model)
         figures.measured_step_s, figures.compiled_collectives = measuring.train_step(
             copy, batch, name
         )
-    if settings["objective"] == "step_time":
-        ranked[:count] = sorted(ranked[:count], key=lambda f: f.measured_step_s)
-    return ranked
+
+    if settings["objective"] != "step_time":
+        for figures in ranked[:count]:
+            measure_one(figures)
+        return ranked
+    timed = calibration.spread(ranked, count)
+    for index in timed:
+        measure_one(ranked[index])
+    while True:
+        factors = calibration.fit([ranked[i] for i in timed])
+        if factors is None:
+            break
+        calibration.calibrate(ranked, factors)
+        settings["calibration"] = {"compute": factors[0], "communication": factors[1]}
+        index = calibration.next_to_measure(ranked)
+        if index is None or len(timed) >= count:
+            break
+        timed.append(index)
+        measure_one(ranked[index])
+    first = sorted((ranked[i] for i in timed), key=lambda f: f.measured_step_s)
+    rest = [f for i, f in enumerate(ranked) if i not in timed]
+    if factors is not None:
+        rest.sort(key=lambda f: f.calibrated_step_s)
+    return first + rest
 
 
 def _check_budget(groups, meshes, workload, constants, budget, given):

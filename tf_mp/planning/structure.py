@@ -50,11 +50,15 @@ def model_groups(model):
             # Qwen3's query/key norms) are grouped on their own below.
             claimed.update(id(model.weights[w.index]) for w in group.weights)
     projections, tables = [], []
+    # The layer each layer is a direct sublayer of: a pair is two projections
+    # of one parent. Paths do not say it (a nested backbone's weights have no
+    # prefix, so its pooler and the task's head would look like siblings).
+    parent_of = {id(c): id(layer) for layer, children in tree for c in children}
     for layer, _ in tree:
         own = _own(layer, weights, claimed)
         kernel = own.get("kernel")
         if kernel is not None and len(kernel.shape) == 2:
-            projections.append(own)
+            projections.append((parent_of.get(id(layer)), own))
             claimed.update(id(v) for v in layer.weights if id(v) in weights)
         elif "embeddings" in own and len(own["embeddings"].shape) == 2:
             tables.append((layer.path, own))
@@ -198,8 +202,8 @@ def _embedding(path, own, by_hidden):
 
 
 def _feedforwards(projections, made):
-    """Feed-forward groups of the projections of each parent layer, and the
-    projections in none alone.
+    """Feed-forward groups of the projections (`(parent layer id, weights)`)
+    of each parent layer, and the projections in none alone.
 
     Creation order does not say which projection feeds which (keras-hub's ViT
     lists `dense_2` first), so within one parent the pair `(h, f)` -> `(f, h')`
@@ -210,8 +214,7 @@ def _feedforwards(projections, made):
     (`made`: each layer's position among its parent's sublayers).
     """
     by_parent = {}
-    for own in projections:
-        parent = "/".join(own["kernel"].path.split("/")[:-2])
+    for parent, own in projections:
         by_parent.setdefault(parent, []).append(own)
     groups = []
     for members in by_parent.values():

@@ -9,6 +9,7 @@ HEADER = (
     "collectives",
     "compiled",
     "model s",
+    "calibrated s",
     "measured s",
 )
 
@@ -42,6 +43,7 @@ def summary_table(plan, limit):
         mesh = f"{c['mesh']['batch']}x{c['mesh']['model']}"
         compiled = c.get("compiled_collectives")
         measured = c.get("measured_step_s")
+        calibrated = c.get("calibrated_step_s")
         rows.append(
             (
                 str(rank),
@@ -52,6 +54,7 @@ def summary_table(plan, limit):
                 describe_collectives(c["collectives"]),
                 "-" if compiled is None else describe_collectives(compiled),
                 f"{c['step_s']:.4g}",
+                "-" if calibrated is None else f"{calibrated:.4g}",
                 "-" if measured is None else f"{measured:.4g}",
             )
         )
