@@ -26,7 +26,7 @@ nproc >> "$out/machine.txt"
 #    minutes on 16 cores; a 2-core machine needs about 15.
 limit=420
 [ "$(nproc)" -lt 8 ] && limit=1200
-[ "${EQUIVALENCE:-1}" = 0 ] || CUDA_VISIBLE_DEVICES= timeout "$limit" python -m pytest -q -p no:cacheprovider -n 4 \
+[ "${EQUIVALENCE:-1}" = 0 ] || CUDA_VISIBLE_DEVICES= timeout "$limit" python -m pytest -q -p no:cacheprovider -n 4 --run-slow \
   tests/parallel/model_parallel_equivalence_test.py \
   tests/parallel/dropout_drift_test.py \
   tests/parallel/grouped_all_reduces_test.py \

@@ -3,8 +3,9 @@
 For each of the fourteen families of `bench_plan_families.py` (the same small
 backbones), a classifier (the backbone, mean-pooled, a 2-way Dense head) is
 laid out on a 2x2 mesh of virtual CPUs four ways: `tf_mp.plan` with the
-memory objective and with the step-time objective (cost model constants of
-`bench_plan_families.py`, the best candidate measured), tf_mp's hand map
+memory objective (cost model constants of `bench_plan_families.py`, nothing
+measured) and with the step-time objective (the same constants, `--measure`
+candidates timed and the cost model calibrated on them), tf_mp's hand map
 (`backbone_layout_map`) and, where the family has one, keras-hub's
 `get_layout_map()`. Each is compiled and trained on one synthetic batch
 (8 x 32 tokens) with Adam the way `tf_mp.plan` measures its candidates, the
@@ -13,7 +14,7 @@ interleaved rounds. Prints one JSON line: per family and layout, weight bytes
 per device, the compiled step's collectives (count, bytes, by op and axes) and
 the median step time (min, max).
 
-    python benchmarks/bench_plan_measured.py [--families bert,llama]
+    python benchmarks/bench_plan_measured.py [--families bert,llama] [--measure 3]
 """
 
 import argparse
@@ -56,8 +57,9 @@ def _row(weight_bytes, times, collectives):
     }
 
 
-def layouts(family, mesh):
-    """`{name: (model on the mesh, weight bytes per device)}`."""
+def layouts(family, mesh, measure):
+    """`{name: (model on the mesh, weight bytes per device)}`, and the step-time
+    plan's seconds and choices."""
     from bench_plan_families import CONSTANTS
     from bench_plan_families import _keras_hub_map
     from bench_plan_families import backbone
@@ -66,16 +68,25 @@ def layouts(family, mesh):
 
     models = {}
     for objective in ("memory", "step_time"):
+        start = time.perf_counter()
         plan = tf_mp.plan(
             classifier(family),
             devices=[MESH],
             batch_size=BATCH,
             sequence_length=SEQUENCE,
             objective=objective,
-            measure=0,
+            measure=measure if objective == "step_time" else 0,
             constants=CONSTANTS,
         )
+        seconds = time.perf_counter() - start
         models[f"plan_{objective}"] = plan.apply(classifier(family), mesh)
+    planned = {
+        "plan_s": round(seconds, 1),
+        "timed": sum(c["measured_step_s"] is not None for c in plan.candidates),
+        "choices": sorted(set(plan.best["choices"].values())),
+        "fsdp": plan.best["fsdp"],
+        "calibration": plan.settings.get("calibration"),
+    }
     maps = {"hand": tf_mp.models.backbone_layout_map(backbone(family), mesh)}
     keras_hub_map = _keras_hub_map(backbone(family), mesh)
     if keras_hub_map is not None:
@@ -83,15 +94,16 @@ def layouts(family, mesh):
     for name, layout_map in maps.items():
         with tf_mp.ModelParallel(mesh, layout_map).scope():
             models[name] = classifier(family)
-    return {n: (m, tf_mp.shard_report(m).bytes_per_device) for n, m in models.items()}
+    sized = {n: (m, tf_mp.shard_report(m).bytes_per_device) for n, m in models.items()}
+    return sized, planned
 
 
-def measure_family(family, mesh, rounds):
+def measure_family(family, mesh, rounds, plan_measure):
     """Each layout compiled and its collectives read as `tf_mp.plan` measures
     a candidate, then `rounds` interleaved timed steps of every layout."""
     from tf_mp.planning import measure
 
-    models = layouts(family, mesh)
+    models, planned = layouts(family, mesh, plan_measure)
     x, y = measure.synthetic_batch(classifier(family), BATCH, SEQUENCE)
     counted, times = {}, {name: [] for name in models}
     for name, (model, _) in models.items():
@@ -101,10 +113,11 @@ def measure_family(family, mesh, rounds):
             start = time.perf_counter()
             model.train_on_batch(x, y)
             times[name].append(time.perf_counter() - start)
-    return {
+    rows = {
         name: _row(weights, times[name], counted[name])
         for name, (_, weights) in models.items()
     }
+    return {**rows, "step_time_plan": planned}
 
 
 def main():
@@ -113,12 +126,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--measure", type=int, default=3)
     args = parser.parse_args()
     import tf_mp
 
     tf_mp.configure_virtual_devices(MESH[0] * MESH[1])
     mesh = tf_mp.Mesh({"batch": MESH[0], "model": MESH[1]})
-    rows = {f: measure_family(f, mesh, args.rounds) for f in args.families.split(",")}
+    rows = {
+        f: measure_family(f, mesh, args.rounds, args.measure)
+        for f in args.families.split(",")
+    }
     print(json.dumps({"benchmark": "plan_measured", "mesh": "2x2", "rows": rows}))
 
 

@@ -10,7 +10,12 @@ from keras.src import tree
 
 from tf_mp.parallel import timing
 
-MEASURED_STEPS = 3
+# Timed steps per candidate: at least `MIN_STEPS`, then more until
+# `MAX_STEPS` or `TIME_BUDGET_S` (small steps vary by tens of percent from one
+# to the next on a shared machine; the median of a few misranks candidates
+# 10-20% apart).
+MIN_STEPS, MAX_STEPS = 3, 15
+TIME_BUDGET_S = 2.0
 
 
 def synthetic_batch(model, batch_size, sequence_length):
@@ -49,7 +54,8 @@ def synthetic_batch(model, batch_size, sequence_length):
 
 def train_step(model, batch, optimizer):
     """`(seconds, collectives)`: the median wall time of a train step of
-    `model` (already on its mesh) on `batch`, after one step that traces and
+    `model` (already on its mesh) on `batch` over `MIN_STEPS` to `MAX_STEPS`
+    steps (as many as `TIME_BUDGET_S` allows), after one step that traces and
     compiles, and the collectives of that compiled step (`None` where none
     was compiled for a mesh)."""
     x, y = batch
@@ -61,7 +67,9 @@ def train_step(model, batch, optimizer):
     with timing.watch_collectives() as reading:
         model.train_on_batch(x, y)
     times = []
-    for _ in range(MEASURED_STEPS):
+    while len(times) < MIN_STEPS or (
+        len(times) < MAX_STEPS and sum(times) < TIME_BUDGET_S
+    ):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
