@@ -21,11 +21,13 @@ Both variables must be set before TensorFlow starts, hence a separate process.
 """
 
 import argparse
+import atexit
 import collections
 import glob
 import json
 import os
 import re
+import shutil
 import tempfile
 
 COLLECTIVES = re.compile(
@@ -67,6 +69,7 @@ def main():
     args = parser.parse_args()
 
     dump_dir = tempfile.mkdtemp(prefix="dtensor_dump_")
+    atexit.register(shutil.rmtree, dump_dir, ignore_errors=True)  # MLIR dumps.
     os.environ["TF_DUMP_GRAPH_PREFIX"] = dump_dir
     os.environ["TF_CPP_VMODULE"] = "dtensor_mlir_passes=1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
