@@ -80,13 +80,14 @@ def layouts(family, mesh, measure):
         )
         seconds = time.perf_counter() - start
         models[f"plan_{objective}"] = plan.apply(classifier(family), mesh)
-    planned = {
-        "plan_s": round(seconds, 1),
-        "timed": sum(c["measured_step_s"] is not None for c in plan.candidates),
-        "choices": sorted(set(plan.best["choices"].values())),
-        "fsdp": plan.best["fsdp"],
-        "calibration": plan.settings.get("calibration"),
-    }
+        if objective == "step_time":
+            planned = {
+                "plan_s": round(seconds, 1),
+                "timed": sum(c["measured_step_s"] is not None for c in plan.candidates),
+                "choices": sorted(set(plan.best["choices"].values())),
+                "fsdp": plan.best["fsdp"],
+                "calibration": plan.settings.get("calibration"),
+            }
     maps = {"hand": tf_mp.models.backbone_layout_map(backbone(family), mesh)}
     keras_hub_map = _keras_hub_map(backbone(family), mesh)
     if keras_hub_map is not None:

@@ -132,20 +132,19 @@ def _measured(model, ranked, count, workload, optimizer, settings):
     timed = calibration.spread(ranked, count)
     for index in timed:
         measure_one(ranked[index])
-    while True:
-        factors = calibration.fit([ranked[i] for i in timed])
-        if factors is None:
-            break
+    factors = calibration.fit([ranked[i] for i in timed])
+    while factors is not None:
         calibration.calibrate(ranked, factors)
-        settings["calibration"] = {"compute": factors[0], "communication": factors[1]}
         index = calibration.next_to_measure(ranked)
         if index is None or len(timed) >= count:
             break
         timed.append(index)
         measure_one(ranked[index])
+        factors = calibration.fit([ranked[i] for i in timed])
     first = sorted((ranked[i] for i in timed), key=lambda f: f.measured_step_s)
     rest = [f for i, f in enumerate(ranked) if i not in timed]
     if factors is not None:
+        settings["calibration"] = {"compute": factors[0], "communication": factors[1]}
         rest.sort(key=lambda f: f.calibrated_step_s)
     return first + rest
 
