@@ -47,7 +47,9 @@ def _search(teacher, data, directory, **kwargs):
     "tuner, extra",
     [
         ("random", {}),
-        ("bayesian", {}),
+        # Slow: the hypermodel's path is the random search's; only the oracle
+        # differs (Keras Tuner's own tests cover it).
+        pytest.param("bayesian", {}, marks=pytest.mark.slow),
         # Two brackets: one trial continues another from its checkpoint.
         ("hyperband", {"epochs": 2, "factor": 2}),
     ],

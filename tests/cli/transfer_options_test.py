@@ -70,7 +70,7 @@ def test_transfer_rows_and_augmented_copies_are_scored_once(teacher, tmp_path):
 
 
 def test_a_search_chooses_between_no_transfer_rows_and_each_set(teacher, tmp_path):
-    extra = ["--tuner", "random", "--trials", "3", "--init", "teacher"]
+    extra = ["--tuner", "random", "--trials", "1", "--init", "teacher"]
     output = _run_with_transfer_rows("tune", teacher, tmp_path, *extra)
     with open(output / "trials.json") as f:
         trials = json.load(f)
