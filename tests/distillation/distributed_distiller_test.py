@@ -70,10 +70,14 @@ KWARGS = dict(hidden_weight=1.0, attention_weight=1.0, temperature=2.0)
 
 # On 2x2, 4 steps per call (one call an epoch): the Distiller's loss trackers
 # are part of the loop's state with the student, SGD's counter and the metrics,
-# so the steps run in one `while` loop (not unrolled: checked in
-# `tests/parallel/steps_per_execution_test.py`) and train as the unsharded
-# distiller does one step a call. 2x2 one step a call: the cache test.
-@pytest.mark.parametrize("mesh_shape,steps_per_execution", [((1, 2), 1), ((2, 2), 4)])
+# so the steps run in one `while` loop and train as the unsharded distiller
+# does one step a call. Slow: `tests/parallel/steps_per_execution_test.py`
+# runs the same case and also checks that the loop is not unrolled. 2x2 one
+# step a call: the cache test.
+@pytest.mark.parametrize(
+    "mesh_shape,steps_per_execution",
+    [((1, 2), 1), pytest.param((2, 2), 4, marks=pytest.mark.slow)],
+)
 def test_sharded_teacher_distils_like_an_unsharded_one(
     make_mesh, mesh_shape, steps_per_execution
 ):

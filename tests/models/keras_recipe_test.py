@@ -93,7 +93,12 @@ def test_the_distributed_gemma_tuning_recipe(
     assert tuple(embeddings.value.layout.sharding_specs) == ("model", "unsharded")
 
 
-@pytest.mark.parametrize("family", ["gemma", "llama", "qwen"])
+# keras-hub's Qwen map has Llama's rules (its `get_layout_map` differs only in
+# names); Qwen adds query/key/value biases beside the split kernels, so Llama's
+# case is slow.
+@pytest.mark.parametrize(
+    "family", ["gemma", pytest.param("llama", marks=pytest.mark.slow), "qwen"]
+)
 def test_keras_hubs_own_layout_maps_generate_and_tune_as_one_device(
     bridge, make_mesh, family
 ):

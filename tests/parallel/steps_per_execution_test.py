@@ -309,12 +309,26 @@ def test_mixed_float16_loss_scaling_in_the_loop_matches_one_step_a_call(make_mes
 
 def test_a_distillers_steps_run_in_the_loop_on_a_mesh(make_mesh):
     """The Distiller's loss trackers are loop state like the metrics: its
-    `steps_per_execution` steps are not unrolled."""
+    `steps_per_execution` steps are not unrolled, and 4 steps a call on 2x2
+    train as the unsharded distiller does one step a call."""
     from tests.distillation import distributed_distiller_test as distilling
 
+    teacher = distilling._teacher()
+    history, weights = distilling._reference(teacher, **distilling.KWARGS)
     with tf_mp.ModelParallel(make_mesh((2, 2))).scope():
-        sharded = distilling._sharded_copy(distilling._teacher())
+        sharded = distilling._sharded_copy(teacher)
         distiller = tf_mp.Distiller(sharded, distilling._student(), **distilling.KWARGS)
-    distilling._train(distiller, steps_per_execution=4)
+    sharded_history, sharded_weights = distilling._train(
+        distiller, steps_per_execution=4
+    )
     assert not steps._unrolled(distiller)
     assert int(distiller.optimizer.iterations.numpy()) == 8
+    for name, values in history.items():
+        np.testing.assert_allclose(
+            sharded_history[name],
+            values,
+            **distilling.HISTORY_TOLERANCE,
+            err_msg=name,
+        )
+    for a, b in zip(weights, sharded_weights):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
