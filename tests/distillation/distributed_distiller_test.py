@@ -65,6 +65,18 @@ def _reference(teacher, **kwargs):
     return _train(tf_mp.Distiller(teacher, _student(), **kwargs))
 
 
+def assert_same_distillation(actual, expected):
+    """`(history, student weights)` of a run equal the reference's (`weights`
+    `None`: the history alone)."""
+    (history, weights), (want_history, want_weights) = actual, expected
+    for name, values in want_history.items():
+        np.testing.assert_allclose(
+            history[name], values, **HISTORY_TOLERANCE, err_msg=name
+        )
+    for got, want in zip(weights or (), want_weights or ()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 KWARGS = dict(hidden_weight=1.0, attention_weight=1.0, temperature=2.0)
 
 
@@ -88,14 +100,9 @@ def test_sharded_teacher_distils_like_an_unsharded_one(
         distiller = tf_mp.Distiller(sharded, _student(), **KWARGS)
     query = next(w for w in sharded.weights if w.path.endswith("query/kernel"))
     assert query.value.layout.sharding_specs[1] == "model"
-    sharded_history, sharded_weights = _train(distiller, steps_per_execution)
+    sharded = _train(distiller, steps_per_execution)
     assert int(distiller.optimizer.iterations.numpy()) == 8
-    for name, values in history.items():
-        np.testing.assert_allclose(
-            sharded_history[name], values, **HISTORY_TOLERANCE, err_msg=name
-        )
-    for a, b in zip(weights, sharded_weights):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    assert_same_distillation(sharded, (history, weights))
 
 
 def test_mirrored_strategy_distils_like_one_device(virtual_devices):
@@ -111,13 +118,8 @@ def test_mirrored_strategy_distils_like_one_device(virtual_devices):
     with strategy.scope():
         mirrored_teacher = _teacher()
         distiller = tf_mp.Distiller(mirrored_teacher, _student(), **KWARGS)
-        mirrored_history, mirrored_weights = _train(distiller)
-    for name, values in history.items():
-        np.testing.assert_allclose(
-            mirrored_history[name], values, **HISTORY_TOLERANCE, err_msg=name
-        )
-    for a, b in zip(weights, mirrored_weights):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+        mirrored = _train(distiller)
+    assert_same_distillation(mirrored, (history, weights))
     assert keras.distribution.distribution() is None
 
 
@@ -133,10 +135,7 @@ def test_cache_of_a_sharded_teacher_feeds_distillation_on_the_mesh(make_mesh):
     tiny_bert.compile_distiller(distiller, learning_rate=0.1, optimizer="sgd")
     cached = distiller.fit(train, epochs=2, verbose=0).history
     assert cache.teacher_runs == 1
-    for name, values in history.items():
-        np.testing.assert_allclose(
-            cached[name], values, **HISTORY_TOLERANCE, err_msg=name
-        )
+    assert_same_distillation((cached, None), (history, None))
 
 
 def test_a_teacher_made_off_mesh_still_scores_after_distilling_on_a_mesh(

@@ -282,15 +282,9 @@ def test_distiller_with_a_sharded_teacher_on_two_processes(two_process_runs):
     history, weights = recipe._reference(recipe._teacher(), **recipe.KWARGS)
     for process in (0, 1):
         report = reports[DISTILLER_CASE, process]
-        for name, values in history.items():
-            np.testing.assert_allclose(
-                report["history"][name],
-                values,
-                **recipe.HISTORY_TOLERANCE,
-                err_msg=name,
-            )
-        for got, want in zip(report["weights"], weights):
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        recipe.assert_same_distillation(
+            (report["history"], report["weights"]), (history, weights)
+        )
 
 
 def test_student_search_on_two_processes(two_process_runs, tmp_path):
