@@ -52,6 +52,64 @@ def test_a_batch_that_does_not_divide_the_batch_axis_is_refused(make_mesh):
         np.testing.assert_array_equal(got, want)
 
 
+def _mlp(mesh):
+    with tf_mp.ModelParallel(mesh, tiny_models.mlp_layout_map(mesh)).scope():
+        model = tiny_models.mlp()
+    model.compile(optimizer="adam", loss=tiny_models.loss())
+    return model
+
+
+def _first_rows(data, rows):
+    return (
+        {k: v[:rows] for k, v in data.items()}
+        if isinstance(data, dict)
+        else data[:rows]
+    )
+
+
+# Keras's own `fit` signature (the MLP) and keras-hub's `Task.fit`, which
+# batches arrays itself before preprocessing (the BERT classifier).
+@pytest.mark.parametrize("name", ["mlp", "bert"])
+def test_arrays_whose_last_batch_does_not_divide_are_refused_before_a_step(
+    make_mesh, name
+):
+    """32 samples; on a batch axis of 4, 22 in batches of 8 leave a last batch
+    of 6. Each call is refused before its first step: no weight moves."""
+    model = (_mlp if name == "mlp" else _bert)(make_mesh((4, 2)))
+    x, y = (tiny_models.mlp_data if name == "mlp" else tiny_models.bert_data)()
+    x22, y22 = _first_rows(x, 22), y[:22]
+    before = model.get_weights()
+    last_batch = r"the last batch would hold 6 samples \(22 samples in batches of 8\)"
+    calls = [
+        ("fit", lambda: model.fit(x22, y22, batch_size=8, verbose=0)),
+        ("evaluate", lambda: model.evaluate(x22, y22, batch_size=8, verbose=0)),
+        (
+            "fit's validation data",
+            lambda: model.fit(
+                x, y, batch_size=8, validation_data=(x22, y22), verbose=0
+            ),
+        ),
+        # 30% of 32 for validation leaves 22 to train on.
+        ("fit", lambda: model.fit(x, y, batch_size=8, validation_split=0.3, verbose=0)),
+    ]
+    for what, call in calls:
+        with pytest.raises(ValueError, match=f"^{what}: {last_batch}.*'batch' \\(4\\)"):
+            call()
+    with pytest.raises(ValueError, match=r"Received: batch_size=6 and 32 samples"):
+        model.fit(x, y, batch_size=6, verbose=0)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    # What Keras never feeds is not refused: validation data that no epoch
+    # evaluates, and a last batch that `steps_per_epoch` stops short of.
+    model.fit(
+        x, y, batch_size=8, validation_data=(x22, y22), validation_freq=2, verbose=0
+    )
+    model.fit(x22, y22, batch_size=8, steps_per_epoch=2, verbose=0)
+    assert any(
+        not np.array_equal(got, want) for got, want in zip(model.get_weights(), before)
+    )
+
+
 def test_predict_pads_uneven_batches_and_trims_the_output(make_mesh):
     x, _ = tiny_models.bert_data()
     x = {k: v[:13] for k, v in x.items()}

@@ -28,6 +28,7 @@ from keras.src import tree
 from keras.src.backend.tensorflow import trainer as _keras_tf_trainer
 
 from tf_mp.parallel import state
+from tf_mp.parallel.dtensor import array_epochs
 from tf_mp.parallel.dtensor import datasets
 from tf_mp.parallel.dtensor import generation
 from tf_mp.parallel.dtensor import output_layouts
@@ -65,6 +66,7 @@ def attach_model(model, distribution):
 def _reading_inputs(model, keras_method, *args, **kwargs):
     """Keras's `fit` / `evaluate` / `predict`, told whether `x` holds only this
     process's rows of each batch (`datasets.distribute_dataset`)."""
+    array_epochs.check_epochs(model, keras_method, args, kwargs, distribution_of(model))
     x = args[0] if args else kwargs.get("x")
     with datasets.reading(x):
         return keras_method(model, *args, **kwargs)
