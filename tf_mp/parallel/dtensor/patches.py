@@ -30,8 +30,9 @@ What is patched -> by what: why.
   one device.
 - Keras `core.slice_update`, `math.top_k` (TF backend) ->
   `generation.slice_update`, `.top_k`: ops DTensor can lay out in `generate`.
-- Keras `numpy.matmul`, `numpy.einsum`, `nn.one_hot` (TF backend) ->
-  `op_rewrites`: int8 products as int32; `one_hot` as a comparison.
+- Keras `numpy.matmul`, `numpy.einsum`, `nn.one_hot`, `numpy.divide` (TF
+  backend) -> `op_rewrites`: int8 products as int32; `one_hot` as a
+  comparison; a sparse gradient divided without a `cond`.
 - `enable_lora` of `Dense`, `EinsumDense`, `BaseConv`, `Embedding` ->
   `lora.enable_lora_on_mesh`: LoRA matrices laid out like their kernel.
 - `quantize` of the layers in `quantization.QUANTIZED` ->
@@ -227,6 +228,7 @@ PATCHES = (
     Patch(f"{_KERAS_TF}.numpy", None, "matmul", _replacing(op_rewrites.matmul)),
     Patch(f"{_KERAS_TF}.numpy", None, "einsum", _replacing(op_rewrites.einsum)),
     Patch(f"{_KERAS_TF}.nn", None, "one_hot", _replacing(op_rewrites.one_hot)),
+    Patch(f"{_KERAS_TF}.numpy", None, "divide", _replacing(op_rewrites.divide)),
     *_layer_methods(lora.ADAPTED, "enable_lora", lora.enable_lora_on_mesh),
     *_layer_methods(quantization.QUANTIZED, "quantize", quantization.quantize_on_mesh),
     *(
