@@ -26,11 +26,11 @@ def check_epochs(model, keras_method, args, kwargs, distribution):
     """Raises a `ValueError` when `model.fit` / `model.evaluate`, called with
     `args` and `kwargs`, would feed arrays in a batch that the batch axis of
     `distribution` does not divide."""
-    axis = distribution.batch_axis
-    parts = distribution.mesh.shape[axis] if axis else 1
+    axis, parts = distribution.batch_axis, distribution.num_replicas_in_sync
     if parts <= 1 or keras_method.__name__ not in ("fit", "evaluate"):
         return
-    given = _arguments(keras_method, model, args, kwargs)
+    signature = inspect.signature(keras_method)
+    given = _arguments(signature, model, args, kwargs)
     if given is None:
         return  # Keras reports the bad call itself.
     data = (given.get("x"), given.get("y"), given.get("sample_weight"))
@@ -51,7 +51,7 @@ def check_epochs(model, keras_method, args, kwargs, distribution):
     _check_rows(samples, batch_size, steps, parts, axis, "fit")
     if not _validates(model, given):
         return
-    if "validation_batch_size" in inspect.signature(keras_method).parameters:
+    if "validation_batch_size" in signature.parameters:
         batch_size = given.get("validation_batch_size") or batch_size
     steps = given.get("validation_steps")
     what = "fit's validation data"
@@ -62,10 +62,9 @@ def check_epochs(model, keras_method, args, kwargs, distribution):
         _check(validation, batch_size, steps, parts, axis, what)
 
 
-def _arguments(keras_method, model, args, kwargs):
+def _arguments(signature, model, args, kwargs):
     """The call's arguments by name, `**kwargs` included; `None` if they do
     not bind."""
-    signature = inspect.signature(keras_method)
     try:
         bound = signature.bind(model, *args, **kwargs).arguments
     except TypeError:

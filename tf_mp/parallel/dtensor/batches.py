@@ -136,8 +136,7 @@ def _rows_of_this_process(size):
 
 
 def _batch_axis(distribution):
-    axis = distribution.batch_axis
-    return axis, (distribution.mesh.shape[axis] if axis else 1)
+    return distribution.batch_axis, distribution.num_replicas_in_sync
 
 
 def _check_dense(x):
